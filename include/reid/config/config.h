@@ -1,0 +1,524 @@
+#pragma once
+/// @file
+/// The typed configuration. Every field has a default and a `///` comment; docs/configuration.md
+/// lists the same keys (tests/config/test_config_docs.cpp checks it). Each struct lists its keys
+/// once, in `visit()`, which drives YAML decoding, encoding and the key list.
+///
+/// Only config/ and the executables know YAML: library classes take Options structs built from
+/// these fields.
+
+#include <string>
+#include <vector>
+
+namespace reid::config {
+
+/// Network and head (models/).
+struct ModelConfig {
+  /// Network name in the model registry (osnet_x1_0, osnet_x0_75, osnet_x0_5, osnet_x0_25,
+  /// osnet_ibn_x1_0, resnet50, resnet50_ibn_a).
+  std::string name = "osnet_x1_0";
+  /// State dict to start from: a Python `torch.save(model.state_dict())` file or LibReID
+  /// weights; empty for random initialisation.
+  std::string pretrained;
+  /// Loading `pretrained`: fail on any missing or unexpected key or shape mismatch. When false,
+  /// mismatched shapes (e.g. the classifier) are skipped with a warning.
+  bool pretrained_strict = false;
+  /// ResNet: stride of the last stage (1 as in BoT: 16x8 feature map at 256x128; 2 as ImageNet).
+  int last_stride = 1;
+  /// OSNet: streams T per omni-scale block (stream t stacks t Lite 3x3 layers).
+  int streams = 4;
+  /// OSNet: width of the fc embedding (Linear + BN + ReLU) after pooling; 0 removes it.
+  int feature_dim = 512;
+  /// Global pooling: avg, max or gem.
+  std::string pooling = "avg";
+  /// GeM pooling: initial value of the learnable exponent p.
+  double gem_p = 3.0;
+  /// Neck: none, or bnneck (BatchNorm1d with a frozen zero bias, then a bias-free classifier).
+  std::string neck = "none";
+  /// Test feature with a neck: after (BN feature) or before (pooled feature).
+  std::string neck_feat = "after";
+  /// Classifier: linear, arcface, cosface, circle or subcenter_arcface.
+  std::string classifier = "linear";
+  /// Margin classifiers: logit scale s.
+  double scale = 30.0;
+  /// Margin classifiers: margin m (angular for arcface, cosine for cosface, relaxation for circle).
+  double margin = 0.5;
+  /// Sub-center ArcFace: centres per class K.
+  int subcenters = 3;
+
+  template <class V>
+  void visit(V& v) {
+    v("name", name);
+    v("pretrained", pretrained);
+    v("pretrained_strict", pretrained_strict);
+    v("last_stride", last_stride);
+    v("streams", streams);
+    v("feature_dim", feature_dim);
+    v("pooling", pooling);
+    v("gem_p", gem_p);
+    v("neck", neck);
+    v("neck_feat", neck_feat);
+    v("classifier", classifier);
+    v("scale", scale);
+    v("margin", margin);
+    v("subcenters", subcenters);
+  }
+};
+
+/// CUHK03 options (data.cuhk03).
+struct CUHK03Config {
+  /// Use the hand-labeled boxes instead of the detected ones.
+  bool labeled = false;
+  /// Use the classic protocol (20 random splits, 1,367 train / 100 test ids, single-gallery-shot
+  /// metric) instead of the new 767/700 protocol.
+  bool classic_split = false;
+  /// Classic protocol: which of the 20 splits (0-19).
+  int split_id = 0;
+
+  template <class V>
+  void visit(V& v) {
+    v("labeled", labeled);
+    v("classic_split", classic_split);
+    v("split_id", split_id);
+  }
+};
+
+/// The `custom` dataset: list files of `relative/path pid camid` lines (data.custom).
+struct CustomDataConfig {
+  /// Folder the list files' relative paths start from; empty = data.root.
+  std::string image_root;
+  /// Training list file (one `path pid camid` line per image).
+  std::string train_list;
+  /// Query list file.
+  std::string query_list;
+  /// Gallery list file.
+  std::string gallery_list;
+
+  template <class V>
+  void visit(V& v) {
+    v("image_root", image_root);
+    v("train_list", train_list);
+    v("query_list", query_list);
+    v("gallery_list", gallery_list);
+  }
+};
+
+/// The procedural `synthetic` dataset (data.synthetic).
+struct SyntheticConfig {
+  /// Identities in the training split.
+  int train_ids = 100;
+  /// Identities in the test split (disjoint from the training ones).
+  int test_ids = 50;
+  /// Cameras; each has its own illumination, colour cast, scale, blur and background.
+  int cameras = 4;
+  /// Images of each identity per camera.
+  int images_per_camera = 4;
+  /// Rendered image height (pixels).
+  int height = 128;
+  /// Rendered image width (pixels).
+  int width = 64;
+  /// Seed of the generator: the same seed renders the same dataset.
+  int seed = 0;
+
+  template <class V>
+  void visit(V& v) {
+    v("train_ids", train_ids);
+    v("test_ids", test_ids);
+    v("cameras", cameras);
+    v("images_per_camera", images_per_camera);
+    v("height", height);
+    v("width", width);
+    v("seed", seed);
+  }
+};
+
+/// Random erasing (data.erasing), applied to the normalised tensor.
+struct ErasingConfig {
+  /// Probability of erasing one rectangle.
+  double prob = 0.5;
+  /// Smallest erased area, as a fraction of the image.
+  double min_area = 0.02;
+  /// Largest erased area, as a fraction of the image.
+  double max_area = 0.4;
+  /// Smallest aspect ratio (the largest is its inverse).
+  double min_aspect = 0.3;
+  /// Per-channel fill value written into the normalised tensor (BoT writes the ImageNet mean).
+  std::vector<double> value = {0.485, 0.456, 0.406};
+
+  template <class V>
+  void visit(V& v) {
+    v("prob", prob);
+    v("min_area", min_area);
+    v("max_area", max_area);
+    v("min_aspect", min_aspect);
+    v("value", value);
+  }
+};
+
+/// Colour jitter (data.color_jitter).
+struct ColorJitterConfig {
+  /// Probability of jittering an image.
+  double prob = 0.5;
+  /// Brightness factor drawn from [1 - b, 1 + b].
+  double brightness = 0.2;
+  /// Contrast factor drawn from [1 - c, 1 + c].
+  double contrast = 0.15;
+  /// Saturation factor drawn from [1 - s, 1 + s].
+  double saturation = 0.0;
+  /// Hue shift drawn from [-h, h] (fraction of a full turn, at most 0.5).
+  double hue = 0.0;
+
+  template <class V>
+  void visit(V& v) {
+    v("prob", prob);
+    v("brightness", brightness);
+    v("contrast", contrast);
+    v("saturation", saturation);
+    v("hue", hue);
+  }
+};
+
+/// Datasets, transforms and loading (data/).
+struct DataConfig {
+  /// Folder holding the datasets (market1501/, dukemtmc-reid/, msmt17/, cuhk03/, ...).
+  std::string root = "data";
+  /// Training datasets; several are trained together with pid/camid offsets.
+  std::vector<std::string> sources = {"market1501"};
+  /// Test datasets, each evaluated on its own query/gallery split.
+  std::vector<std::string> targets = {"market1501"};
+  /// Input height after resizing (pixels).
+  int height = 256;
+  /// Input width after resizing (pixels).
+  int width = 128;
+  /// Train on every split of the sources (MSMT17: also val; all: query and gallery too).
+  bool combine_all = false;
+  /// Training augmentation after the resize, in order: random_flip, pad_crop, color_jitter,
+  /// random_erasing (which acts on the normalised tensor, so it must come last).
+  std::vector<std::string> transforms = {"random_flip"};
+  /// random_flip: probability of mirroring an image.
+  double flip_prob = 0.5;
+  /// pad_crop: zero padding on each side before a random crop back to height x width.
+  int pad = 10;
+  /// color_jitter parameters.
+  ColorJitterConfig color_jitter;
+  /// random_erasing parameters.
+  ErasingConfig erasing;
+  /// Per-channel (RGB) normalisation mean.
+  std::vector<double> mean = {0.485, 0.456, 0.406};
+  /// Per-channel (RGB) normalisation standard deviation.
+  std::vector<double> std = {0.229, 0.224, 0.225};
+  /// Training batch size (images).
+  int batch_size = 64;
+  /// Loader threads decoding and augmenting images; 0 loads in the calling thread.
+  int workers = 2;
+  /// Batches prepared ahead of the training step.
+  int prefetch = 4;
+  /// Skip unreadable images (counted and logged) instead of failing on the first one.
+  bool skip_bad_images = false;
+  /// CUHK03 options.
+  CUHK03Config cuhk03;
+  /// `custom` dataset list files.
+  CustomDataConfig custom;
+  /// `synthetic` dataset generator.
+  SyntheticConfig synthetic;
+
+  template <class V>
+  void visit(V& v) {
+    v("root", root);
+    v("sources", sources);
+    v("targets", targets);
+    v("height", height);
+    v("width", width);
+    v("combine_all", combine_all);
+    v("transforms", transforms);
+    v("flip_prob", flip_prob);
+    v("pad", pad);
+    v("color_jitter", color_jitter);
+    v("erasing", erasing);
+    v("mean", mean);
+    v("std", std);
+    v("batch_size", batch_size);
+    v("workers", workers);
+    v("prefetch", prefetch);
+    v("skip_bad_images", skip_bad_images);
+    v("cuhk03", cuhk03);
+    v("custom", custom);
+    v("synthetic", synthetic);
+  }
+};
+
+/// Training sampler (data/sampler.h).
+struct SamplerConfig {
+  /// random (shuffled images), identity (P ids x K images per batch) or cross_camera (identity
+  /// sampling that spreads each id's K images over its cameras).
+  std::string name = "random";
+  /// identity / cross_camera: images per identity K (batch_size must be a multiple of it).
+  int num_instances = 4;
+  /// Drop the last incomplete batch of an epoch (random sampler).
+  bool drop_last = true;
+
+  template <class V>
+  void visit(V& v) {
+    v("name", name);
+    v("num_instances", num_instances);
+    v("drop_last", drop_last);
+  }
+};
+
+/// Label-smoothed cross-entropy (loss.ce).
+struct CrossEntropyConfig {
+  /// Weight of the term in the total loss.
+  double weight = 1.0;
+  /// Label smoothing epsilon (0 = plain cross-entropy).
+  double epsilon = 0.1;
+
+  template <class V>
+  void visit(V& v) {
+    v("weight", weight);
+    v("epsilon", epsilon);
+  }
+};
+
+/// Batch-hard triplet loss (loss.triplet).
+struct TripletConfig {
+  /// Weight of the term in the total loss.
+  double weight = 1.0;
+  /// Margin; 0 selects the soft-margin form log(1 + exp(d_ap - d_an)).
+  double margin = 0.3;
+  /// Distance: euclidean or cosine.
+  std::string metric = "euclidean";
+  /// L2-normalise the features before the distance.
+  bool normalize = false;
+
+  template <class V>
+  void visit(V& v) {
+    v("weight", weight);
+    v("margin", margin);
+    v("metric", metric);
+    v("normalize", normalize);
+  }
+};
+
+/// Center loss (loss.center).
+struct CenterConfig {
+  /// Weight of the term in the total loss.
+  double weight = 0.0005;
+  /// Learning rate of the centres' own SGD (their gradient is rescaled by 1 / weight).
+  double lr = 0.5;
+
+  template <class V>
+  void visit(V& v) {
+    v("weight", weight);
+    v("lr", lr);
+  }
+};
+
+/// The loss set: named terms with weights (losses/).
+struct LossConfig {
+  /// Terms of the total loss: ce, triplet, center.
+  std::vector<std::string> names = {"ce"};
+  /// ce parameters.
+  CrossEntropyConfig ce;
+  /// triplet parameters.
+  TripletConfig triplet;
+  /// center parameters.
+  CenterConfig center;
+
+  template <class V>
+  void visit(V& v) {
+    v("names", names);
+    v("ce", ce);
+    v("triplet", triplet);
+    v("center", center);
+  }
+};
+
+/// Optimiser, schedule and training loop (engine/).
+struct SolverConfig {
+  /// Optimiser: adam, amsgrad or sgd.
+  std::string optimizer = "adam";
+  /// Base learning rate.
+  double base_lr = 0.00035;
+  /// Weight decay (L2).
+  double weight_decay = 0.0005;
+  /// Do not decay normalisation weights and biases.
+  bool no_decay_norm_bias = false;
+  /// Learning-rate factor for bias parameters.
+  double bias_lr_factor = 1.0;
+  /// SGD momentum.
+  double momentum = 0.9;
+  /// SGD: use Nesterov momentum.
+  bool nesterov = false;
+  /// Adam / AMSGrad beta1.
+  double adam_beta1 = 0.9;
+  /// Adam / AMSGrad beta2.
+  double adam_beta2 = 0.999;
+  /// Learning-rate schedule: multistep, cosine or constant.
+  std::string scheduler = "multistep";
+  /// multistep: epochs at which the rate is multiplied by gamma.
+  std::vector<int> milestones = {40, 70};
+  /// multistep: decay factor.
+  double gamma = 0.1;
+  /// cosine: epochs at the base rate before the cosine decay starts.
+  int flat_epochs = 0;
+  /// cosine: final learning rate.
+  double min_lr = 0.0;
+  /// Linear warmup length in epochs (0 = none).
+  int warmup_epochs = 0;
+  /// Warmup starts at base_lr x warmup_factor.
+  double warmup_factor = 0.01;
+  /// Training epochs.
+  int max_epochs = 60;
+  /// Layers trained alone during the first fixbase_epochs (top-level module names).
+  std::vector<std::string> open_layers = {"classifier"};
+  /// Epochs during which only open_layers are trained (torchreid's freeze-then-open).
+  int fixbase_epochs = 0;
+  /// Clip the global gradient norm to this value (0 = no clipping).
+  double grad_clip = 0.0;
+  /// Mixed precision (CUDA only).
+  bool amp = false;
+  /// channels_last memory format (CUDA only).
+  bool channels_last = false;
+  /// Evaluate every N epochs (0 = only after the last epoch); the best model is kept.
+  int eval_period = 0;
+  /// Metric that selects the best model: rank1, map or minp.
+  std::string best_metric = "rank1";
+  /// Write a resumable checkpoint every N epochs (0 = only at the end).
+  int checkpoint_period = 5;
+  /// Log a progress line every N iterations.
+  int log_period = 20;
+
+  template <class V>
+  void visit(V& v) {
+    v("optimizer", optimizer);
+    v("base_lr", base_lr);
+    v("weight_decay", weight_decay);
+    v("no_decay_norm_bias", no_decay_norm_bias);
+    v("bias_lr_factor", bias_lr_factor);
+    v("momentum", momentum);
+    v("nesterov", nesterov);
+    v("adam_beta1", adam_beta1);
+    v("adam_beta2", adam_beta2);
+    v("scheduler", scheduler);
+    v("milestones", milestones);
+    v("gamma", gamma);
+    v("flat_epochs", flat_epochs);
+    v("min_lr", min_lr);
+    v("warmup_epochs", warmup_epochs);
+    v("warmup_factor", warmup_factor);
+    v("max_epochs", max_epochs);
+    v("open_layers", open_layers);
+    v("fixbase_epochs", fixbase_epochs);
+    v("grad_clip", grad_clip);
+    v("amp", amp);
+    v("channels_last", channels_last);
+    v("eval_period", eval_period);
+    v("best_metric", best_metric);
+    v("checkpoint_period", checkpoint_period);
+    v("log_period", log_period);
+  }
+};
+
+/// Evaluation (eval/).
+struct TestConfig {
+  /// Feature-extraction batch size.
+  int batch_size = 128;
+  /// Distance: euclidean (squared) or cosine.
+  std::string metric = "euclidean";
+  /// L2-normalise features before computing distances.
+  bool normalize = false;
+  /// Flip test-time augmentation: average the features of an image and its mirror.
+  bool flip = false;
+  /// k-reciprocal re-ranking.
+  bool rerank = false;
+  /// Re-ranking k1.
+  int rerank_k1 = 20;
+  /// Re-ranking k2.
+  int rerank_k2 = 6;
+  /// Re-ranking lambda (weight of the original distance).
+  double rerank_lambda = 0.3;
+  /// Average query expansion: add the top-N gallery features to each query (0 = off).
+  int query_expansion = 0;
+  /// Largest rank of the CMC curve.
+  int max_rank = 50;
+  /// CMC ranks printed and logged.
+  std::vector<int> ranks = {1, 5, 10, 20};
+  /// Also report TPR at FPR 1e-4 / 1e-3 / 1e-2 over query-gallery pairs.
+  bool roc = false;
+  /// Ranked-list PNGs for this many worst-performing queries (0 = none).
+  int visualize = 0;
+  /// Gallery images shown per ranked list.
+  int visualize_topk = 10;
+  /// Write query/gallery features, pids, camids and paths as .npy files.
+  bool save_features = false;
+  /// Weights to evaluate (reid-test); empty = the trained model in output_dir.
+  std::string weights;
+
+  template <class V>
+  void visit(V& v) {
+    v("batch_size", batch_size);
+    v("metric", metric);
+    v("normalize", normalize);
+    v("flip", flip);
+    v("rerank", rerank);
+    v("rerank_k1", rerank_k1);
+    v("rerank_k2", rerank_k2);
+    v("rerank_lambda", rerank_lambda);
+    v("query_expansion", query_expansion);
+    v("max_rank", max_rank);
+    v("ranks", ranks);
+    v("roc", roc);
+    v("visualize", visualize);
+    v("visualize_topk", visualize_topk);
+    v("save_features", save_features);
+    v("weights", weights);
+  }
+};
+
+/// The whole configuration of a run.
+struct Config {
+  /// Network and head.
+  ModelConfig model;
+  /// Datasets, transforms and loading.
+  DataConfig data;
+  /// Training sampler.
+  SamplerConfig sampler;
+  /// Loss terms.
+  LossConfig loss;
+  /// Optimiser, schedule and training loop.
+  SolverConfig solver;
+  /// Evaluation.
+  TestConfig test;
+  /// Where logs, metrics, checkpoints and the resolved config are written.
+  std::string output_dir = "output";
+  /// Seed of every random stream (weights, sampler, augmentation).
+  int seed = 1;
+  /// cpu, cuda or cuda:N.
+  std::string device = "cpu";
+  /// LibTorch intra-op threads (0 = all available cores).
+  int threads = 0;
+
+  template <class V>
+  void visit(V& v) {
+    v("model", model);
+    v("data", data);
+    v("sampler", sampler);
+    v("loss", loss);
+    v("solver", solver);
+    v("test", test);
+    v("output_dir", output_dir);
+    v("seed", seed);
+    v("device", device);
+    v("threads", threads);
+  }
+
+  /// Cross-field rules (value ranges, choices, batch vs. K, milestone order, ...). Throws
+  /// reid::ConfigError naming the offending key.
+  void validate() const;
+};
+
+}  // namespace reid::config
+
+namespace reid {
+using config::Config;
+}  // namespace reid

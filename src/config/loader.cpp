@@ -1,0 +1,436 @@
+#include "reid/config/loader.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+#include <type_traits>
+
+#include "reid/core/error.h"
+#include "reid/utils/strings.h"
+
+namespace fs = std::filesystem;
+
+namespace reid::config {
+namespace {
+
+// ---- type traits over the field types a config struct may hold -------------------------------
+
+template <class T, class = void>
+struct IsSection : std::false_type {};
+struct NullVisitor {
+  template <class U>
+  void operator()(const char*, U&) {}
+};
+template <class T>
+struct IsSection<T, std::void_t<decltype(std::declval<T&>().visit(std::declval<NullVisitor&>()))>>
+    : std::true_type {};
+
+template <class T>
+struct IsVector : std::false_type {};
+template <class T>
+struct IsVector<std::vector<T>> : std::true_type {};
+
+template <class T>
+std::string type_name() {
+  if constexpr (std::is_same_v<T, bool>) return "boolean";
+  else if constexpr (std::is_same_v<T, int>) return "integer";
+  else if constexpr (std::is_same_v<T, double>) return "number";
+  else if constexpr (std::is_same_v<T, std::string>) return "string";
+  else if constexpr (IsVector<T>::value) {
+    using E = typename T::value_type;
+    if constexpr (std::is_same_v<E, int>) return "list of integers";
+    else if constexpr (std::is_same_v<E, double>) return "list of numbers";
+    else return "list of strings";
+  } else return "mapping";
+}
+
+std::string path_join(const std::string& prefix, const std::string& key) {
+  return prefix.empty() ? key : prefix + "." + key;
+}
+
+// Shortest decimal form of `value` that reads back as the same double.
+std::string format_double(double value) {
+  if (std::isnan(value)) return ".nan";
+  if (std::isinf(value)) return value > 0 ? ".inf" : "-.inf";
+  char buffer[64];
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::snprintf(buffer, sizeof(buffer), "%.*g", precision, value);
+    if (std::strtod(buffer, nullptr) == value) break;
+  }
+  std::string text = buffer;
+  // Keep a number-looking form so YAML readers see a float, not an int.
+  if (text.find_first_of(".en") == std::string::npos) text += ".0";
+  return text;
+}
+
+// ---- listing keys -----------------------------------------------------------------------------
+
+template <class T>
+std::string flow_value(const T& value);
+
+struct KeyLister {
+  std::string prefix;
+  std::vector<KeyInfo>* keys;
+  std::vector<std::string>* sections;
+
+  template <class T>
+  void operator()(const char* key, T& field) {
+    const std::string path = path_join(prefix, key);
+    if constexpr (IsSection<T>::value) {
+      sections->push_back(path);
+      KeyLister child{path, keys, sections};
+      field.visit(child);
+    } else {
+      keys->push_back({path, type_name<T>(), flow_value(field)});
+    }
+  }
+};
+
+struct KeyTable {
+  std::vector<KeyInfo> keys;
+  std::vector<std::string> sections;
+  std::vector<std::string> all_paths() const {
+    std::vector<std::string> out = sections;
+    for (const auto& k : keys) out.push_back(k.path);
+    return out;
+  }
+};
+
+const KeyTable& key_table() {
+  static const KeyTable table = [] {
+    KeyTable t;
+    Config defaults;
+    KeyLister lister{"", &t.keys, &t.sections};
+    defaults.visit(lister);
+    return t;
+  }();
+  return table;
+}
+
+// ---- encoding ---------------------------------------------------------------------------------
+
+template <class T>
+void emit_value(YAML::Emitter& out, const T& value) {
+  if constexpr (std::is_same_v<T, bool>) {
+    out << (value ? "true" : "false");
+  } else if constexpr (std::is_same_v<T, int>) {
+    out << value;
+  } else if constexpr (std::is_same_v<T, double>) {
+    out << format_double(value);
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    if (value.empty())
+      out << YAML::DoubleQuoted << "";
+    else
+      out << value;
+  } else if constexpr (IsVector<T>::value) {
+    out << YAML::Flow << YAML::BeginSeq;
+    for (const auto& item : value) emit_value(out, item);
+    out << YAML::EndSeq;
+  }
+}
+
+template <class T>
+std::string flow_value(const T& value) {
+  YAML::Emitter out;
+  emit_value(out, value);
+  return out.c_str();
+}
+
+struct Encoder {
+  YAML::Emitter* out;
+  template <class T>
+  void operator()(const char* key, T& field) {
+    *out << YAML::Key << key << YAML::Value;
+    if constexpr (IsSection<T>::value) {
+      *out << YAML::BeginMap;
+      field.visit(*this);
+      *out << YAML::EndMap;
+    } else {
+      emit_value(*out, field);
+    }
+  }
+};
+
+// ---- strict decoding --------------------------------------------------------------------------
+
+std::string describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null: return "nothing";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Map: return "a mapping";
+    case YAML::NodeType::Scalar: return "'" + node.Scalar() + "'";
+    default: return "an undefined value";
+  }
+}
+
+[[noreturn]] void type_error(const std::string& path, const std::string& expected,
+                             const YAML::Node& node) {
+  throw ConfigError(path, "expected " + expected + " (got " + describe(node) + ")");
+}
+
+template <class T>
+void decode_scalar(const YAML::Node& node, const std::string& path, T& out) {
+  if (!node.IsScalar()) type_error(path, "a " + type_name<T>(), node);
+  try {
+    out = node.as<T>();
+  } catch (const YAML::Exception&) {
+    type_error(path, type_name<T>() == "integer" ? "an integer" : "a " + type_name<T>(), node);
+  }
+}
+
+struct Decoder;
+
+template <class T>
+void decode_value(const YAML::Node& node, const std::string& path, T& out);
+
+struct Decoder {
+  YAML::Node node;
+  std::string prefix;
+  std::set<std::string> known;
+
+  template <class T>
+  void operator()(const char* key, T& field) {
+    known.insert(key);
+    const YAML::Node& const_node = node;
+    const YAML::Node child = const_node[key];
+    if (!child.IsDefined()) return;
+    decode_value(child, path_join(prefix, key), field);
+  }
+
+  void reject_unknown_keys() const {
+    for (const auto& entry : node) {
+      const std::string key = entry.first.as<std::string>();
+      if (known.count(key)) continue;
+      const std::string path = path_join(prefix, key);
+      std::string message = "unknown key";
+      const std::string suggestion = utils::closest_match(path, key_table().all_paths());
+      if (!suggestion.empty()) {
+        message += " (did you mean '" + suggestion + "'?)";
+      } else {
+        std::vector<std::string> valid(known.begin(), known.end());
+        message += " (valid keys" + (prefix.empty() ? std::string() : " under " + prefix) + ": " +
+                   utils::join(valid) + ")";
+      }
+      throw ConfigError(path, message);
+    }
+  }
+};
+
+template <class T>
+void decode_value(const YAML::Node& node, const std::string& path, T& out) {
+  if constexpr (IsSection<T>::value) {
+    if (node.IsNull()) return;
+    if (!node.IsMap()) type_error(path, "a mapping", node);
+    Decoder decoder{node, path, {}};
+    out.visit(decoder);
+    decoder.reject_unknown_keys();
+  } else if constexpr (IsVector<T>::value) {
+    using E = typename T::value_type;
+    T values;
+    if (node.IsNull()) {
+      // an empty list
+    } else if (node.IsSequence()) {
+      for (std::size_t i = 0; i < node.size(); ++i) {
+        E item{};
+        decode_value(node[i], path + "[" + std::to_string(i) + "]", item);
+        values.push_back(item);
+      }
+    } else if (node.IsScalar()) {
+      E item{};
+      decode_value(node, path, item);  // a single value is a one-element list
+      values.push_back(item);
+    } else {
+      type_error(path, "a " + type_name<T>(), node);
+    }
+    out = std::move(values);
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    if (node.IsNull()) {
+      out.clear();
+      return;
+    }
+    if (!node.IsScalar()) type_error(path, "a string", node);
+    out = node.Scalar();
+  } else {
+    decode_scalar(node, path, out);
+  }
+}
+
+// ---- files, _base_ and overrides --------------------------------------------------------------
+
+YAML::Node deep_merge(const YAML::Node& base, const YAML::Node& over) {
+  if (!base.IsMap() || !over.IsMap()) return YAML::Clone(over);
+  YAML::Node merged = YAML::Clone(base);
+  for (const auto& entry : over) {
+    const std::string key = entry.first.as<std::string>();
+    const YAML::Node& const_merged = merged;
+    const YAML::Node existing = const_merged[key];
+    merged[key] = existing.IsDefined() ? deep_merge(existing, entry.second)
+                                       : YAML::Clone(entry.second);
+  }
+  return merged;
+}
+
+YAML::Node parse_yaml(const std::string& text, const std::string& origin) {
+  try {
+    YAML::Node node = YAML::Load(text);
+    if (node.IsNull()) return YAML::Node(YAML::NodeType::Map);
+    if (!node.IsMap())
+      throw ConfigError(origin, "a config must be a YAML mapping of keys (got " + describe(node) +
+                                    ")");
+    return node;
+  } catch (const YAML::ParserException& e) {
+    throw ConfigError(origin + ":" + std::to_string(e.mark.line + 1) + ":" +
+                          std::to_string(e.mark.column + 1),
+                      "malformed YAML: " + e.msg);
+  }
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IOError(path.string(), "cannot read the config file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+YAML::Node resolve_bases(YAML::Node node, const fs::path& base_dir, const std::string& origin,
+                         std::vector<std::string>& stack);
+
+YAML::Node load_file(const fs::path& path, const std::string& included_from,
+                     std::vector<std::string>& stack) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) {
+    const std::string where = included_from.empty() ? "" : " (the _base_ of " + included_from + ")";
+    throw IOError(path.string(), "config file not found" + where);
+  }
+  const std::string canonical = fs::weakly_canonical(path, ec).string();
+  for (const auto& open : stack) {
+    if (open == canonical) {
+      std::string chain;
+      for (const auto& s : stack) chain += s + " -> ";
+      throw ConfigError(path.string(), "_base_ cycle: " + chain + canonical);
+    }
+  }
+  stack.push_back(canonical);
+  YAML::Node node = parse_yaml(read_text(path), path.string());
+  YAML::Node resolved = resolve_bases(node, path.parent_path(), path.string(), stack);
+  stack.pop_back();
+  return resolved;
+}
+
+YAML::Node resolve_bases(YAML::Node node, const fs::path& base_dir, const std::string& origin,
+                         std::vector<std::string>& stack) {
+  const YAML::Node& const_node = node;
+  const YAML::Node bases = const_node["_base_"];
+  if (!bases.IsDefined()) return node;
+  std::vector<std::string> files;
+  if (bases.IsScalar()) {
+    files.push_back(bases.Scalar());
+  } else if (bases.IsSequence()) {
+    for (const auto& item : bases) {
+      if (!item.IsScalar()) type_error(origin + ": _base_", "a file name", item);
+      files.push_back(item.Scalar());
+    }
+  } else if (!bases.IsNull()) {
+    type_error(origin + ": _base_", "a file name or a list of file names", bases);
+  }
+  YAML::Node merged(YAML::NodeType::Map);
+  for (const auto& file : files) {
+    fs::path base_path(file);
+    if (base_path.is_relative()) base_path = base_dir / base_path;
+    merged = deep_merge(merged, load_file(base_path, origin, stack));
+  }
+  YAML::Node own = YAML::Clone(node);
+  own.remove("_base_");
+  return deep_merge(merged, own);
+}
+
+void apply_override(YAML::Node& root, const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw ConfigError("--set " + assignment, "expected key=value (e.g. solver.base_lr=0.1)");
+  const std::string key = utils::trim(assignment.substr(0, eq));
+  const std::string text = assignment.substr(eq + 1);
+  const std::vector<std::string> parts = utils::split(key, '.');
+  for (const auto& part : parts)
+    if (part.empty()) throw ConfigError("--set " + assignment, "empty key component in '" + key + "'");
+  YAML::Node value;
+  try {
+    value = YAML::Load(text);
+  } catch (const YAML::ParserException& e) {
+    throw ConfigError(key, "the --set value '" + text + "' is not valid YAML: " + e.msg);
+  }
+  // Nest the value under its key path and merge it in like one more config file. (Nodes are
+  // built bottom-up by construction: assigning to an existing yaml-cpp node aliases it.)
+  std::function<YAML::Node(std::size_t)> nest = [&](std::size_t i) -> YAML::Node {
+    if (i == parts.size()) return value;
+    YAML::Node level(YAML::NodeType::Map);
+    level[parts[i]] = nest(i + 1);
+    return level;
+  };
+  const YAML::Node nested = nest(0);
+  root = deep_merge(root, nested);
+}
+
+Config decode(const YAML::Node& tree) {
+  Config config;
+  decode_value(tree, "", config);
+  config.validate();
+  return config;
+}
+
+Config build(YAML::Node tree, const std::vector<std::string>& overrides) {
+  for (const auto& assignment : overrides) apply_override(tree, assignment);
+  return decode(tree);
+}
+
+}  // namespace
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  if (path.empty()) return build(YAML::Node(YAML::NodeType::Map), overrides);
+  std::vector<std::string> stack;
+  return build(load_file(path, "", stack), overrides);
+}
+
+Config parse_config(const std::string& yaml_text, const std::vector<std::string>& overrides,
+                    const std::string& base_dir) {
+  std::vector<std::string> stack;
+  YAML::Node tree = resolve_bases(parse_yaml(yaml_text, "<string>"), base_dir, "<string>", stack);
+  return build(tree, overrides);
+}
+
+std::string to_yaml(const Config& config) {
+  Config copy = config;
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  Encoder encoder{&out};
+  copy.visit(encoder);
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+void save_config(const Config& config, const std::string& path) {
+  const fs::path target(path);
+  std::error_code ec;
+  if (target.has_parent_path()) fs::create_directories(target.parent_path(), ec);
+  const fs::path temporary = target.string() + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    if (!out) throw IOError(temporary.string(), "cannot write the resolved config");
+    out << to_yaml(config);
+    if (!out.flush()) throw IOError(temporary.string(), "write failed (disk full?)");
+  }
+  fs::rename(temporary, target, ec);
+  if (ec) throw IOError(path, "cannot move the resolved config into place: " + ec.message());
+}
+
+std::vector<KeyInfo> list_keys() { return key_table().keys; }
+
+}  // namespace reid::config

@@ -1,0 +1,61 @@
+#include "support.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+namespace reid::test {
+
+TempDir::TempDir() {
+  static std::atomic<int> counter{0};
+  std::random_device device;
+  path_ = fs::temp_directory_path() /
+          ("reid_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + "_" +
+           std::to_string(device()));
+  fs::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+void write_file(const fs::path& path, const std::string& text) {
+  if (path.has_parent_path()) fs::create_directories(path.parent_path());
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+CommandResult run_command(const std::string& command) {
+  TempDir dir;
+  const auto out = dir / "stdout";
+  const auto err = dir / "stderr";
+  const std::string full = command + " >" + out.string() + " 2>" + err.string();
+  const int status = std::system(full.c_str());
+  CommandResult result;
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  result.out = read_file(out);
+  result.err = read_file(err);
+  return result;
+}
+
+fs::path source_dir() { return REID_SOURCE_DIR; }
+
+std::string tool(const std::string& name) { return std::string(REID_BINARY_DIR) + "/bin/" + name; }
+
+std::string data_root() {
+  const char* root = std::getenv("REID_DATA_ROOT");
+  return root ? std::string(root) : std::string();
+}
+
+}  // namespace reid::test

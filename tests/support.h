@@ -1,0 +1,61 @@
+#pragma once
+// Helpers shared by the tests: temporary directories, files, running the built executables, and
+// the real-data root.
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+namespace reid::test {
+
+namespace fs = std::filesystem;
+
+/// A fresh directory under the system temp dir, removed (with its contents) on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
+  fs::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  fs::path path_;
+};
+
+/// Writes `text` to `path`, creating parent directories.
+void write_file(const fs::path& path, const std::string& text);
+
+/// The whole content of `path`.
+std::string read_file(const fs::path& path);
+
+/// Exit status and captured streams of a command.
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+/// Runs `command` through /bin/sh, capturing stdout and stderr separately.
+CommandResult run_command(const std::string& command);
+
+/// The repository root (for configs/ and docs/).
+fs::path source_dir();
+
+/// Path of a built executable, e.g. tool("reid-train").
+std::string tool(const std::string& name);
+
+/// The real-data root from REID_DATA_ROOT, or "" when unset.
+std::string data_root();
+
+}  // namespace reid::test
+
+/// Skips the current test, with a message, when REID_DATA_ROOT is not set.
+#define REID_REQUIRE_DATA()                                                             \
+  do {                                                                                  \
+    if (::reid::test::data_root().empty())                                              \
+      GTEST_SKIP() << "REID_DATA_ROOT is not set: skipping the real-data test";         \
+  } while (0)

@@ -1,0 +1,76 @@
+// The executables' command-line contract: --print-config, --set, one-line errors, outputs.
+#include <gtest/gtest.h>
+
+#include "reid/utils/strings.h"
+#include "support.h"
+
+namespace reid {
+namespace {
+
+using test::run_command;
+using test::tool;
+
+std::string quickstart() { return (test::source_dir() / "configs/quickstart.yaml").string(); }
+
+int count_lines(const std::string& text) {
+  int lines = 0;
+  for (char c : text) lines += c == '\n';
+  return lines;
+}
+
+TEST(Cli, PrintConfigAppliesOverrides) {
+  for (const std::string exe : {"reid-train", "reid-test"}) {
+    const auto r = run_command(tool(exe) + " -c " + quickstart() +
+                               " --set solver.base_lr=0.1 --set data.sources=[a,b] --print-config");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("base_lr: 0.1\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("sources: [a, b]"), std::string::npos) << r.out;
+    EXPECT_TRUE(r.err.empty()) << r.err;
+  }
+}
+
+TEST(Cli, CommandLineOptionsOverrideConfigKeys) {
+  const auto r = run_command(tool("reid-train") + " -c " + quickstart() +
+                             " -o /tmp/x --device cpu --threads 3 --print-config");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("output_dir: /tmp/x\n"), std::string::npos);
+  EXPECT_NE(r.out.find("threads: 3\n"), std::string::npos);
+  const auto w = run_command(tool("reid-test") + " --weights /a/b.pt --print-config");
+  EXPECT_NE(w.out.find("weights: /a/b.pt\n"), std::string::npos) << w.out;
+}
+
+TEST(Cli, TypoInSetFailsWithOneLineNamingKeyAndSuggestion) {
+  const auto r = run_command(tool("reid-train") + " -c " + quickstart() +
+                             " --set solver.bsae_lr=1 --print-config");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(r.err, "error: solver.bsae_lr: unknown key (did you mean 'solver.base_lr'?)\n");
+  EXPECT_TRUE(r.out.empty());
+}
+
+TEST(Cli, ErrorsAreOneLineWithNonZeroExit) {
+  const std::vector<std::string> commands = {
+      tool("reid-train") + " -c /nonexistent/config.yaml",
+      tool("reid-train") + " --no-such-option",
+      tool("reid-test") + " --threads many",
+      tool("reid-train") + " --device gpu0 --print-config",
+  };
+  for (const auto& command : commands) {
+    const auto r = run_command(command);
+    EXPECT_NE(r.exit_code, 0) << command;
+    EXPECT_EQ(count_lines(r.err), 1) << command << "\n" << r.err;
+    EXPECT_TRUE(utils::starts_with(r.err, "error: ")) << r.err;
+  }
+}
+
+TEST(Cli, HelpListsTheOptions) {
+  const auto r = run_command(tool("reid-train") + " --help");
+  EXPECT_EQ(r.exit_code, 0);
+  for (const std::string option : {"--config", "--output-dir", "--set", "--print-config",
+                                   "--device", "--threads", "--verbose", "--resume"})
+    EXPECT_NE(r.out.find(option), std::string::npos) << option;
+  const auto t = run_command(tool("reid-test") + " --help");
+  EXPECT_NE(t.out.find("--weights"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace reid

@@ -1,0 +1,98 @@
+#include "cli.h"
+
+#include <filesystem>
+#include <iostream>
+
+#include <c10/util/Exception.h>
+
+#include "reid/config/loader.h"
+#include "reid/core/error.h"
+#include "reid/core/logging.h"
+#include "reid/core/runtime.h"
+
+namespace reid::tools {
+
+void add_common_options(CLI::App& app, CommonOptions& options) {
+  app.add_option("-c,--config", options.config_file,
+                 "YAML config file (with _base_ inheritance); built-in defaults when omitted");
+  app.add_option("-o,--output-dir", options.output_dir,
+                 "Output directory (overrides output_dir)");
+  app.add_option("--set", options.overrides,
+                 "Override a config key, e.g. --set solver.base_lr=0.1 (value parsed as YAML; "
+                 "repeatable)")
+      ->take_all();
+  app.add_flag("--print-config", options.print_config, "Print the resolved config and exit");
+  app.add_flag("--list-keys", options.list_keys,
+               "Print every config key with its type and default (tab-separated) and exit");
+  app.add_option("--device", options.device, "cpu, cuda or cuda:N (overrides device)");
+  app.add_option("--threads", options.threads,
+                 "LibTorch intra-op threads, 0 = all cores (overrides threads)");
+  app.add_flag("-v,--verbose", options.verbose, "Debug-level logging");
+  app.failure_message([](const CLI::App*, const CLI::Error& error) {
+    return std::string("error: ") + error.what() + " (see --help)\n";
+  });
+}
+
+Config load_config(const CommonOptions& options) {
+  std::vector<std::string> overrides = options.overrides;
+  if (!options.output_dir.empty()) overrides.push_back("output_dir=" + options.output_dir);
+  if (!options.device.empty()) overrides.push_back("device=" + options.device);
+  if (options.threads >= 0) overrides.push_back("threads=" + std::to_string(options.threads));
+  return config::load_config(options.config_file, overrides);
+}
+
+bool prepare_run(const Config& config, const CommonOptions& options, const std::string& tool) {
+  if (options.print_config) {
+    std::cout << config::to_yaml(config);
+    return true;
+  }
+  if (options.list_keys) {
+    for (const auto& key : config::list_keys())
+      std::cout << key.path << '\t' << key.type << '\t' << key.default_value << '\n';
+    return true;
+  }
+  const std::filesystem::path out(config.output_dir);
+  setup_logging((out / "log.txt").string(), options.verbose);
+  config::save_config(config, (out / "config.yaml").string());
+  set_num_threads(config.threads);
+  seed_everything(static_cast<std::uint64_t>(config.seed));
+  logger().info("{} {}", tool, options.config_file.empty() ? "(built-in defaults)" : options.config_file);
+  std::string report = environment_report();
+  for (std::size_t start = 0; start < report.size();) {
+    const auto end = report.find('\n', start);
+    logger().info("{}", report.substr(start, end - start));
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  if (blas_backend() == "reference")
+    logger().warn("LibTorch runs on the reference BLAS: matrix products are ~25x slower; install "
+                  "libopenblas0-openmp");
+  logger().info("output directory: {}", config.output_dir);
+  return false;
+}
+
+std::string describe_exception(const std::exception& error) {
+  std::string text;
+  if (const auto* torch_error = dynamic_cast<const c10::Error*>(&error))
+    text = torch_error->what_without_backtrace();
+  else
+    text = error.what();
+  // One line: LibTorch messages may span several.
+  for (auto& c : text)
+    if (c == '\n') c = ' ';
+  return text;
+}
+
+int run_main(const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const std::exception& error) {
+    std::cerr << "error: " << describe_exception(error) << std::endl;
+    return 1;
+  } catch (...) {
+    std::cerr << "error: unknown exception" << std::endl;
+    return 1;
+  }
+}
+
+}  // namespace reid::tools

@@ -1,0 +1,48 @@
+#pragma once
+// Shared command-line plumbing of the LibReID executables: the common options, config loading,
+// logging set-up and the top-level error handler. Each tool stays a thin main around one
+// library entry point.
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "reid/config/config.h"
+
+namespace reid::tools {
+
+/// Options every config-driven tool shares.
+struct CommonOptions {
+  std::string config_file;
+  std::string output_dir;
+  std::vector<std::string> overrides;
+  std::string device;
+  int threads = -1;
+  bool print_config = false;
+  bool list_keys = false;
+  bool verbose = false;
+};
+
+/// Adds -c/--config, -o/--output-dir, --set, --print-config, --device, --threads, -v to `app`
+/// and makes parse failures print one line.
+void add_common_options(CLI::App& app, CommonOptions& options);
+
+/// Loads and validates the config with the command-line overrides applied (--set first, then
+/// -o, --device and --threads, which win).
+Config load_config(const CommonOptions& options);
+
+/// Prints the resolved config (--print-config) or the key table (--list-keys) and returns true
+/// when one of them was given. Otherwise sets up
+/// logging to the console and <output_dir>/log.txt, writes <output_dir>/config.yaml, sets the
+/// thread count and seed, logs the environment, and returns false.
+bool prepare_run(const Config& config, const CommonOptions& options, const std::string& tool);
+
+/// Runs `body`, turning any exception into one line on stderr and exit code 1.
+int run_main(const std::function<int()>& body);
+
+/// Single-line text of the exception (LibTorch errors without their backtrace).
+std::string describe_exception(const std::exception& error);
+
+}  // namespace reid::tools
