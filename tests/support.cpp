@@ -49,6 +49,27 @@ CommandResult run_command(const std::string& command) {
   return result;
 }
 
+double gradient_error(const std::function<torch::Tensor(const torch::Tensor&)>& f,
+                      const torch::Tensor& x, double h) {
+  auto input = x.to(torch::kDouble).detach().clone().requires_grad_(true);
+  f(input).backward();
+  const auto analytic = input.grad().clone();
+  torch::NoGradGuard no_grad;
+  auto numeric = torch::zeros_like(analytic);
+  auto flat = input.detach().view({-1});
+  auto numeric_flat = numeric.view({-1});
+  for (int64_t i = 0; i < flat.numel(); ++i) {
+    const double original = flat[i].item<double>();
+    flat[i] = original + h;
+    const double plus = f(input.detach()).item<double>();
+    flat[i] = original - h;
+    const double minus = f(input.detach()).item<double>();
+    flat[i] = original;
+    numeric_flat[i] = (plus - minus) / (2 * h);
+  }
+  return (analytic - numeric).abs().max().item<double>();
+}
+
 fs::path source_dir() { return REID_SOURCE_DIR; }
 
 std::string tool(const std::string& name) { return std::string(REID_BINARY_DIR) + "/bin/" + name; }

@@ -6,7 +6,10 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <string>
+
+#include <torch/torch.h>
 
 namespace reid::test {
 
@@ -47,6 +50,11 @@ fs::path source_dir();
 
 /// Path of a built executable, e.g. tool("reid-train").
 std::string tool(const std::string& name);
+
+/// Largest absolute difference between autograd's gradient of the scalar function `f` at `x`
+/// and central finite differences (step `h`), computed in double precision.
+double gradient_error(const std::function<torch::Tensor(const torch::Tensor&)>& f,
+                      const torch::Tensor& x, double h = 1e-6);
 
 /// The real-data root from REID_DATA_ROOT, or "" when unset.
 std::string data_root();

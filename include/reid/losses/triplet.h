@@ -1,0 +1,46 @@
+#pragma once
+/// @file
+/// Triplet loss with batch-hard mining (Hermans, Beyer, Leibe, "In Defense of the Triplet Loss
+/// for Person Re-Identification", 2017), as used by BoT.
+
+#include <torch/types.h>
+
+namespace reid::losses {
+
+/// Feature distance used by metric losses.
+enum class Distance { kEuclidean, kCosine };
+
+/// Pairwise distances [N, M] between rows of `a` [N, D] and `b` [M, D]: euclidean
+/// sqrt(max(|a|^2 + |b|^2 - 2 a.b, 1e-12)) or cosine 1 - cos(a, b).
+torch::Tensor pairwise_distance(const torch::Tensor& a, const torch::Tensor& b, Distance metric);
+
+/// Options of batch_hard_triplet().
+struct TripletOptions {
+  /// Margin m of max(d_ap - d_an + m, 0); 0 selects the soft margin log(1 + exp(d_ap - d_an)).
+  TORCH_ARG(double, margin) = 0.3;
+  /// Distance.
+  TORCH_ARG(Distance, metric) = Distance::kEuclidean;
+  /// L2-normalise the features first.
+  TORCH_ARG(bool, normalize) = false;
+};
+
+/// Result of batch_hard_triplet().
+struct TripletResult {
+  /// Mean loss over the valid anchors (0, still attached to the graph, when none is valid).
+  torch::Tensor loss;
+  /// Fraction of valid anchors whose triplet is active (d_ap - d_an + margin > 0).
+  double active_fraction = 0.0;
+  /// Per anchor: index of the hardest (farthest) positive other than itself, -1 if none.
+  torch::Tensor hardest_positive;
+  /// Per anchor: index of the hardest (closest) negative, -1 if none.
+  torch::Tensor hardest_negative;
+  /// Anchors that have both a positive and a negative in the batch.
+  int64_t valid_anchors = 0;
+};
+
+/// For every anchor, the farthest same-identity sample and the closest other-identity sample;
+/// anchors lacking either are left out. Works with any batch composition (P x K or not).
+TripletResult batch_hard_triplet(const torch::Tensor& features, const torch::Tensor& targets,
+                                 const TripletOptions& options = {});
+
+}  // namespace reid::losses

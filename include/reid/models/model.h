@@ -1,0 +1,68 @@
+#pragma once
+/// @file
+/// The ReID model interface, the options every network takes, and the model registry.
+
+#include <memory>
+#include <string>
+
+#include <torch/nn/module.h>
+
+#include "reid/core/registry.h"
+#include "reid/models/heads.h"
+#include "reid/models/output.h"
+
+namespace reid::models {
+
+/// Options every registered network takes (fields that do not apply to a network are ignored:
+/// `last_stride` by OSNet, `streams` and `feature_dim` by ResNet).
+struct ModelOptions {
+  /// Head: pooling, neck, classifier and number of identities.
+  TORCH_ARG(HeadOptions, head);
+  /// ResNet: stride of the last stage (1 or 2).
+  TORCH_ARG(int64_t, last_stride) = 1;
+  /// OSNet: streams per omni-scale block.
+  TORCH_ARG(int64_t, streams) = 4;
+  /// OSNet: width of the fc embedding (0: none).
+  TORCH_ARG(int64_t, feature_dim) = 512;
+};
+
+/// Base class of every ReID network: a backbone producing a feature map, and the shared head
+/// (pooling -> embedding -> neck -> classifier) registered on the same module so that parameter
+/// names are flat and match the Python implementations.
+class ReidModelImpl : public torch::nn::Module {
+ public:
+  /// [N, 3, H, W] images -> ReidOutput. `targets` (int64 [N]) are only used by margin
+  /// classifiers in training. In eval mode only the features are computed.
+  virtual ReidOutput forward(const torch::Tensor& images, const torch::Tensor& targets = {});
+  /// The backbone's feature map, [N, C, h, w].
+  virtual torch::Tensor featuremaps(const torch::Tensor& images) = 0;
+  /// The test feature of a batch (eval mode, no gradient): what retrieval uses.
+  torch::Tensor extract_features(const torch::Tensor& images);
+  /// Width of the test feature.
+  int64_t feature_dim() const { return head_.feature_dim(); }
+  /// The head's options.
+  const HeadOptions& head_options() const { return head_.options(); }
+
+ protected:
+  explicit ReidModelImpl(std::string name) : torch::nn::Module(std::move(name)) {}
+  ReidHead head_;
+};
+
+/// Shared handle to any ReID network.
+using ReidModel = std::shared_ptr<ReidModelImpl>;
+
+/// Registry of networks by name.
+using ModelRegistry = Registry<ReidModel(const ModelOptions&)>;
+
+/// Adds the built-in networks: osnet_x1_0, osnet_x0_75, osnet_x0_5, osnet_x0_25,
+/// osnet_ibn_x1_0, resnet50, resnet50_ibn_a.
+void register_builtin_models(ModelRegistry& registry);
+
+/// A registry holding the built-in networks (built once; copy it to add your own).
+const ModelRegistry& builtin_models();
+
+/// Parameter count of `module`, optionally leaving out parameters whose name starts with
+/// `exclude_prefix` (e.g. "classifier").
+int64_t count_parameters(const torch::nn::Module& module, const std::string& exclude_prefix = "");
+
+}  // namespace reid::models

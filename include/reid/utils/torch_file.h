@@ -1,0 +1,48 @@
+#pragma once
+/// @file
+/// A reader for files written by Python's `torch.save` (the zip format of PyTorch >= 1.6).
+///
+/// LibTorch's own unpickler (torch::pickle_load) cannot read `model.state_dict()` before
+/// LibTorch 2.6: the OrderedDict's `_metadata` attribute trips it (pytorch/pytorch#100741). This
+/// reader runs the pickle program itself and understands what checkpoints hold: dicts and
+/// OrderedDicts, lists, tuples, sets, strings, numbers, booleans, None and tensors of every real
+/// dtype. Objects of other classes (argparse namespaces, numpy scalars, ...) are kept as opaque
+/// placeholders, so a checkpoint that contains them still yields its state dict.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <torch/types.h>
+
+namespace reid::utils {
+
+/// A Python value read from a pickle. Containers are shared (Python reference semantics).
+struct PyValue {
+  enum class Kind { kNone, kBool, kInt, kFloat, kString, kTensor, kList, kTuple, kDict, kGlobal, kOpaque };
+  Kind kind = Kind::kNone;
+  bool boolean = false;
+  int64_t integer = 0;
+  double real = 0.0;
+  /// kString: the text; kGlobal / kOpaque: "module.name" of the class or function.
+  std::string text;
+  torch::Tensor tensor;
+  /// kList / kTuple items.
+  std::shared_ptr<std::vector<PyValue>> items;
+  /// kDict entries, in insertion order.
+  std::shared_ptr<std::vector<std::pair<PyValue, PyValue>>> entries;
+
+  bool is_dict() const { return kind == Kind::kDict; }
+  bool is_tensor() const { return kind == Kind::kTensor; }
+  bool is_string() const { return kind == Kind::kString; }
+  /// The dict value under string key `key`, or nullptr.
+  const PyValue* find(const std::string& key) const;
+};
+
+/// Reads a torch.save file. Throws reid::IOError naming the file for a missing, truncated or
+/// non-zip file, or a pickle this reader does not understand.
+PyValue load_torch_file(const std::string& path);
+
+}  // namespace reid::utils

@@ -1,0 +1,145 @@
+#include "reid/models/weights.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <torch/serialize.h>
+#include <torch/torch.h>
+
+#include "reid/core/error.h"
+#include "reid/core/logging.h"
+#include "reid/utils/strings.h"
+#include "reid/utils/torch_file.h"
+
+namespace reid::models {
+namespace {
+
+std::string shape_text(const torch::Tensor& t) {
+  std::ostringstream out;
+  out << t.sizes();
+  return out.str();
+}
+
+std::string listed(const std::vector<std::string>& items, std::size_t limit = 8) {
+  std::vector<std::string> head(items.begin(), items.begin() + std::min(limit, items.size()));
+  std::string text = utils::join(head);
+  if (items.size() > limit) text += ", ... (" + std::to_string(items.size()) + " in all)";
+  return text;
+}
+
+bool is_state_dict(const utils::PyValue& value) {
+  if (!value.is_dict() || value.entries->empty()) return false;
+  for (const auto& entry : *value.entries)
+    if (!entry.first.is_string() || !entry.second.is_tensor()) return false;
+  return true;
+}
+
+}  // namespace
+
+StateDict state_dict(const torch::nn::Module& module) {
+  StateDict state;
+  for (const auto& item : module.named_parameters(/*recurse=*/true)) state[item.key()] = item.value();
+  for (const auto& item : module.named_buffers(/*recurse=*/true)) state[item.key()] = item.value();
+  return state;
+}
+
+StateDict read_state_dict(const std::string& path) {
+  const utils::PyValue root = utils::load_torch_file(path);
+  const utils::PyValue* dict = &root;
+  if (!is_state_dict(root)) {
+    dict = nullptr;
+    for (const char* key : {"state_dict", "model"}) {
+      const utils::PyValue* inner = root.find(key);
+      if (inner && is_state_dict(*inner)) {
+        dict = inner;
+        break;
+      }
+    }
+    if (!dict)
+      throw IOError(path, "expected a state dict (name -> tensor), or a checkpoint holding one "
+                          "under 'state_dict' or 'model'");
+  }
+  StateDict state;
+  for (const auto& entry : *dict->entries) {
+    std::string name = entry.first.text;
+    if (utils::starts_with(name, "module.")) name = name.substr(7);
+    state[name] = entry.second.tensor;
+  }
+  return state;
+}
+
+void write_state_dict(const StateDict& state, const std::string& path) {
+  c10::Dict<std::string, torch::Tensor> dict;
+  for (const auto& entry : state) dict.insert(entry.first, entry.second.detach().cpu().contiguous());
+  const std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
+  const std::filesystem::path target(path);
+  std::error_code ec;
+  if (target.has_parent_path()) std::filesystem::create_directories(target.parent_path(), ec);
+  const std::string temporary = path + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    if (!out) throw IOError(temporary, "cannot write the weights");
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    if (!out.flush()) throw IOError(temporary, "write failed (disk full?)");
+  }
+  std::filesystem::rename(temporary, target, ec);
+  if (ec) throw IOError(path, "cannot move the weights into place: " + ec.message());
+}
+
+std::string LoadReport::summary() const {
+  std::string text = std::to_string(loaded.size()) + " tensors loaded";
+  if (!missing.empty()) text += "; missing (left as initialised): " + listed(missing);
+  if (!unexpected.empty()) text += "; unexpected (ignored): " + listed(unexpected);
+  if (!mismatched.empty()) text += "; shape mismatch (skipped): " + listed(mismatched);
+  return text;
+}
+
+LoadReport load_state_dict(torch::nn::Module& module, const StateDict& state, bool strict) {
+  LoadReport report;
+  StateDict target = state_dict(module);
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> copies;
+  for (const auto& entry : target) {
+    auto it = state.find(entry.first);
+    if (it == state.end()) {
+      report.missing.push_back(entry.first);
+    } else if (it->second.sizes() != entry.second.sizes()) {
+      report.mismatched.push_back(entry.first + ": " + shape_text(it->second) + " vs model " +
+                                  shape_text(entry.second));
+    } else {
+      report.loaded.push_back(entry.first);
+      copies.emplace_back(entry.second, it->second);
+    }
+  }
+  for (const auto& entry : state)
+    if (!target.count(entry.first)) report.unexpected.push_back(entry.first);
+  if (strict && (!report.missing.empty() || !report.unexpected.empty() || !report.mismatched.empty()))
+    throw Error("strict weight loading failed: " + report.summary());
+  torch::NoGradGuard no_grad;
+  for (auto& copy : copies) copy.first.copy_(copy.second);
+  return report;
+}
+
+LoadReport load_weights(torch::nn::Module& module, const std::string& path, bool strict) {
+  LoadReport report;
+  try {
+    report = load_state_dict(module, read_state_dict(path), strict);
+  } catch (const IOError&) {
+    throw;
+  } catch (const Error& e) {
+    throw IOError(path, e.what());
+  }
+  const bool clean = report.missing.empty() && report.unexpected.empty() && report.mismatched.empty();
+  if (clean)
+    logger().info("weights {}: {}", path, report.summary());
+  else
+    logger().warn("weights {}: {}", path, report.summary());
+  return report;
+}
+
+void save_weights(const torch::nn::Module& module, const std::string& path) {
+  write_state_dict(state_dict(module), path);
+}
+
+}  // namespace reid::models
