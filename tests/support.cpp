@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <opencv2/imgcodecs.hpp>
+
 #include <atomic>
 #include <fstream>
 #include <random>
@@ -68,6 +70,13 @@ double gradient_error(const std::function<torch::Tensor(const torch::Tensor&)>& 
     numeric_flat[i] = (plus - minus) / (2 * h);
   }
   return (analytic - numeric).abs().max().item<double>();
+}
+
+void write_image(const fs::path& path, int height, int width, unsigned seed) {
+  if (path.has_parent_path()) fs::create_directories(path.parent_path());
+  cv::Mat image(height, width, CV_8UC3);
+  cv::RNG(seed).fill(image, cv::RNG::UNIFORM, 0, 256);
+  if (!cv::imwrite(path.string(), image)) throw std::runtime_error("cannot write " + path.string());
 }
 
 fs::path source_dir() { return REID_SOURCE_DIR; }

@@ -56,6 +56,9 @@ std::string tool(const std::string& name);
 double gradient_error(const std::function<torch::Tensor(const torch::Tensor&)>& f,
                       const torch::Tensor& x, double h = 1e-6);
 
+/// Writes a small random image (JPEG or PNG by extension) of `height` x `width`.
+void write_image(const fs::path& path, int height = 16, int width = 8, unsigned seed = 0);
+
 /// The real-data root from REID_DATA_ROOT, or "" when unset.
 std::string data_root();
 

@@ -1,0 +1,85 @@
+#pragma once
+/// @file
+/// Training samplers. A sampler turns the training records into the batches of each epoch; the
+/// batches of epoch e are a pure function of (seed, e), so a run resumed from a saved
+/// SamplerState continues exactly the sequence an uninterrupted run would have seen.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "reid/data/records.h"
+
+namespace reid::data {
+
+/// Where a sampler is: the epoch it is in and how many of its batches were handed out.
+struct SamplerState {
+  uint64_t seed = 0;
+  int64_t epoch = 0;
+  int64_t position = 0;
+};
+
+/// Base class: plans one epoch at a time and hands its batches out in order.
+class Sampler {
+ public:
+  explicit Sampler(uint64_t seed) : state_{seed, 0, 0} {}
+  virtual ~Sampler() = default;
+
+  /// The batches (record indices) of `epoch`. Does not change the sampler's state.
+  virtual std::vector<std::vector<int64_t>> plan(int64_t epoch) const = 0;
+
+  /// Next batch of the current epoch, or nullopt when it is exhausted (call next_epoch()).
+  std::optional<std::vector<int64_t>> next();
+  /// Moves to the start of the following epoch.
+  void next_epoch();
+  /// Batches of the current epoch not yet handed out.
+  std::vector<std::vector<int64_t>> remaining();
+  /// Number of batches in the current epoch.
+  int64_t batches_in_epoch();
+
+  SamplerState state() const { return state_; }
+  void load_state(const SamplerState& state);
+
+ private:
+  const std::vector<std::vector<int64_t>>& current();
+  SamplerState state_;
+  int64_t planned_epoch_ = -1;
+  std::vector<std::vector<int64_t>> plan_;
+};
+
+/// Shuffled images in batches of `batch_size` (the last short batch dropped if `drop_last`).
+class RandomSampler : public Sampler {
+ public:
+  RandomSampler(int64_t num_records, int64_t batch_size, bool drop_last, uint64_t seed);
+  std::vector<std::vector<int64_t>> plan(int64_t epoch) const override;
+
+ private:
+  int64_t num_records_, batch_size_;
+  bool drop_last_;
+};
+
+/// P x K identity sampling (BoT's RandomIdentitySampler): every batch holds exactly
+/// batch_size / K distinct identities with K images each. Identities with fewer than K images
+/// are sampled with replacement. An epoch lasts until fewer than P identities have images left.
+class IdentitySampler : public Sampler {
+ public:
+  /// `cross_camera`: build each identity's groups of K so that they cover as many of its cameras
+  /// as possible (round-robin over cameras) instead of at random.
+  IdentitySampler(RecordList records, int64_t batch_size, int64_t num_instances, uint64_t seed,
+                  bool cross_camera = false);
+  std::vector<std::vector<int64_t>> plan(int64_t epoch) const override;
+
+ private:
+  RecordList records_;
+  int64_t batch_size_, num_instances_;
+  bool cross_camera_;
+  std::vector<std::vector<int64_t>> by_pid_;  // record indices per identity label
+};
+
+/// Builds the sampler named by `name` (random, identity, cross_camera).
+std::unique_ptr<Sampler> make_sampler(const std::string& name, RecordList records, int64_t batch_size,
+                                      int64_t num_instances, bool drop_last, uint64_t seed);
+
+}  // namespace reid::data
