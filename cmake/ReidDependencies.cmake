@@ -6,6 +6,9 @@ find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs)
 find_package(yaml-cpp REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(Threads REQUIRED)
+# at::parallel_for is a header template whose OpenMP pragmas only take effect in code compiled
+# with OpenMP: without it our parallel loops silently run on one thread.
+find_package(OpenMP REQUIRED COMPONENTS CXX)
 
 # yaml-cpp 0.7 (Debian 12) exports `yaml-cpp`, 0.8 exports `yaml-cpp::yaml-cpp`.
 if(TARGET yaml-cpp::yaml-cpp)

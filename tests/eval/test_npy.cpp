@@ -1,0 +1,85 @@
+#include <gtest/gtest.h>
+
+#include <torch/torch.h>
+
+#include "reid/core/error.h"
+#include "reid/eval/npy.h"
+#include "support.h"
+
+namespace reid::eval {
+namespace {
+
+TEST(Npy, RoundTripsEveryDtype) {
+  test::TempDir dir;
+  for (auto dtype : {torch::kFloat, torch::kDouble, torch::kLong, torch::kInt, torch::kByte}) {
+    const auto t = torch::arange(12).view({3, 4}).to(dtype);
+    const auto path = (dir / "a.npy").string();
+    write_npy(path, t);
+    const auto back = read_npy(path);
+    EXPECT_EQ(back.scalar_type(), dtype);
+    EXPECT_TRUE(torch::equal(back, t));
+  }
+  write_npy((dir / "v.npy").string(), torch::tensor({5, 6}, torch::kLong));
+  EXPECT_EQ(read_npy((dir / "v.npy").string()).sizes(), (std::vector<int64_t>{2}));
+  write_npy_strings((dir / "s.npy").string(), {"a/b.jpg", "", "long/path/name.png"});
+  EXPECT_EQ(read_npy_strings((dir / "s.npy").string()), (std::vector<std::string>{"a/b.jpg", "", "long/path/name.png"}));
+}
+
+TEST(Npy, ReadsWhatNumpyWritesIncludingFortranOrder) {
+  const std::string python = REID_PYTHON;
+  if (python.empty()) GTEST_SKIP() << "no python3 with numpy";
+  test::TempDir dir;
+  const std::string script =
+      "import numpy as np, sys; d = sys.argv[1]; "
+      "np.save(d + '/c.npy', np.arange(6, dtype=np.float32).reshape(2, 3)); "
+      "np.save(d + '/f.npy', np.asfortranarray(np.arange(6, dtype=np.float64).reshape(2, 3))); "
+      "np.save(d + '/i.npy', np.array([3, -1, 7], dtype=np.int64)); "
+      "np.save(d + '/s.npy', np.array(['x.jpg', 'yy.png']))";
+  const auto r = test::run_command(python + " -c \"" + script + "\" " + dir.path().string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(torch::equal(read_npy((dir / "c.npy").string()), torch::arange(6, torch::kFloat).view({2, 3})));
+  EXPECT_TRUE(torch::equal(read_npy((dir / "f.npy").string()), torch::arange(6, torch::kDouble).view({2, 3})));
+  EXPECT_TRUE(torch::equal(read_npy((dir / "i.npy").string()), torch::tensor({3, -1, 7}, torch::kLong)));
+  EXPECT_EQ(read_npy_strings((dir / "s.npy").string()), (std::vector<std::string>{"x.jpg", "yy.png"}));
+  // And numpy reads what we write.
+  write_npy((dir / "ours.npy").string(), torch::tensor({{1.5f, 2.5f}}));
+  write_npy_strings((dir / "ours_s.npy").string(), {"p/q.jpg"});
+  const auto check = test::run_command(python + " -c \"import numpy as np, sys; d = sys.argv[1]; "
+                                       "a = np.load(d + '/ours.npy'); s = np.load(d + '/ours_s.npy'); "
+                                       "assert a.dtype == np.float32 and a.shape == (1, 2) and a[0, 1] == 2.5; "
+                                       "assert s[0] == 'p/q.jpg'\" " + dir.path().string());
+  EXPECT_EQ(check.exit_code, 0) << check.err;
+}
+
+TEST(Npy, BadFilesNameThePathAndTheProblem) {
+  test::TempDir dir;
+  auto message = [](const std::function<void()>& body) {
+    try {
+      body();
+    } catch (const IOError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  const auto missing = (dir / "none.npy").string();
+  EXPECT_NE(message([&] { read_npy(missing); }).find(missing), std::string::npos);
+  test::write_file(dir / "text.npy", "hello");
+  EXPECT_NE(message([&] { read_npy((dir / "text.npy").string()); }).find("not a .npy file"), std::string::npos);
+  write_npy((dir / "big.npy").string(), torch::zeros({100, 8}));
+  const std::string bytes = test::read_file(dir / "big.npy");
+  test::write_file(dir / "cut.npy", bytes.substr(0, bytes.size() - 100));
+  EXPECT_NE(message([&] { read_npy((dir / "cut.npy").string()); }).find("truncated"), std::string::npos);
+  auto nan = torch::zeros({4, 3});
+  nan[2][1] = std::numeric_limits<float>::quiet_NaN();
+  write_npy((dir / "nan.npy").string(), nan);
+  EXPECT_NE(message([&] { read_features((dir / "nan.npy").string()); }).find("first in row 2"), std::string::npos);
+  write_npy((dir / "labels.npy").string(), torch::zeros({5}, torch::kLong));
+  EXPECT_NE(message([&] { read_labels((dir / "labels.npy").string(), 4); }).find("has 5 labels but the features have 4 rows"),
+            std::string::npos);
+  write_npy((dir / "flabels.npy").string(), torch::zeros({4}));
+  EXPECT_NE(message([&] { read_labels((dir / "flabels.npy").string(), 4); }).find("integers"), std::string::npos);
+  EXPECT_NE(message([&] { read_features((dir / "labels.npy").string()); }).find("2-D"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace reid::eval
