@@ -13,6 +13,7 @@
 namespace reid::tools {
 
 void add_common_options(CLI::App& app, CommonOptions& options) {
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("-c,--config", options.config_file,
                  "YAML config file (with _base_ inheritance); built-in defaults when omitted");
   app.add_option("-o,--output-dir", options.output_dir,

@@ -1,0 +1,89 @@
+// reid-eval on .npy files gives the in-process numbers; bad inputs give one-line errors.
+#include <gtest/gtest.h>
+
+#include <torch/torch.h>
+
+#include "reid/eval/evaluator.h"
+#include "reid/eval/npy.h"
+#include "support.h"
+
+namespace reid {
+namespace {
+
+struct Files {
+  test::TempDir dir;
+  std::string args;
+  eval::FeatureSet query, gallery;
+  Files() {
+    torch::manual_seed(0);
+    const auto centres = torch::randn({20, 16}) * 2;
+    const auto qp = torch::arange(20, torch::kLong), gp = torch::arange(100, torch::kLong).remainder(20);
+    query = {centres + torch::randn({20, 16}), qp, torch::zeros({20}, torch::kLong), {}};
+    gallery = {centres.index_select(0, gp) + torch::randn({100, 16}), gp, torch::arange(100, torch::kLong).remainder(3) + 1, {}};
+    auto save = [&](const std::string& name, const torch::Tensor& t) {
+      eval::write_npy((dir / name).string(), t);
+      return (dir / name).string();
+    };
+    args = " --query-features " + save("qf.npy", query.features) + " --query-pids " + save("qp.npy", qp) +
+           " --query-camids " + save("qc.npy", query.camids) + " --gallery-features " + save("gf.npy", gallery.features) +
+           " --gallery-pids " + save("gp.npy", gp) + " --gallery-camids " + save("gc.npy", gallery.camids);
+  }
+};
+
+double json_number(const std::string& json, const std::string& key) {
+  const auto at = json.find("\"" + key + "\": ");
+  EXPECT_NE(at, std::string::npos) << key;
+  return std::stod(json.substr(at + key.size() + 4));
+}
+
+TEST(ReidEval, SameNumbersAsTheInProcessPath) {
+  Files f;
+  for (const std::string extra : {"", " --metric cosine", " --normalize --rerank --k1 8 --k2 3", " --query-expansion 2"}) {
+    const auto json = (f.dir / "m.json").string();
+    const auto r = test::run_command(test::tool("reid-eval") + f.args + extra + " --output " + json);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("mAP"), std::string::npos);
+    eval::RetrievalOptions options;
+    if (extra.find("cosine") != std::string::npos) options.metric = eval::Metric::kCosine;
+    if (extra.find("normalize") != std::string::npos) options.normalize = true;
+    if (extra.find("rerank") != std::string::npos) {
+      options.rerank = true;
+      options.rerank_options.k1 = 8;
+      options.rerank_options.k2 = 3;
+    }
+    if (extra.find("expansion") != std::string::npos) options.query_expansion = 2;
+    const auto expected = eval::evaluate_retrieval(f.query, f.gallery, options);
+    const std::string text = test::read_file(json);
+    EXPECT_NEAR(json_number(text, "mAP"), expected.mAP, 1e-7) << extra;
+    EXPECT_NEAR(json_number(text, "mINP"), expected.mINP, 1e-7) << extra;
+    EXPECT_NEAR(json_number(text, "rank1"), expected.cmc[0], 1e-7) << extra;
+    EXPECT_NEAR(json_number(text, "rank10"), expected.cmc[9], 1e-7) << extra;
+  }
+}
+
+TEST(ReidEval, BadInputsFailWithOneLineNamingTheFile) {
+  Files f;
+  eval::write_npy((f.dir / "short.npy").string(), torch::zeros({7}, torch::kLong));
+  auto nan = f.gallery.features.clone();
+  nan[5][2] = std::numeric_limits<float>::infinity();
+  eval::write_npy((f.dir / "nan.npy").string(), nan);
+  eval::write_npy((f.dir / "narrow.npy").string(), torch::zeros({100, 8}));
+  test::write_file(f.dir / "junk.npy", "junk");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {f.args + " --query-pids " + (f.dir / "short.npy").string(), "short.npy: has 7 labels but the features have 20 rows"},
+      {f.args + " --gallery-features " + (f.dir / "nan.npy").string(), "nan.npy: non-finite feature values"},
+      {f.args + " --gallery-features " + (f.dir / "narrow.npy").string(), "gallery features have 8 dimensions"},
+      {f.args + " --query-features " + (f.dir / "junk.npy").string(), "junk.npy: not a .npy file"},
+      {f.args + " --metric manhattan", "manhattan"},
+      {" --query-features x.npy", "required"},
+  };
+  for (const auto& c : cases) {
+    const auto r = test::run_command(test::tool("reid-eval") + c.first);
+    EXPECT_NE(r.exit_code, 0) << c.first;
+    EXPECT_NE(r.err.find(c.second), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace reid
