@@ -1,5 +1,7 @@
 #include "support.h"
 
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <opencv2/imgcodecs.hpp>
@@ -77,6 +79,29 @@ void write_image(const fs::path& path, int height, int width, unsigned seed) {
   cv::Mat image(height, width, CV_8UC3);
   cv::RNG(seed).fill(image, cv::RNG::UNIFORM, 0, 256);
   if (!cv::imwrite(path.string(), image)) throw std::runtime_error("cannot write " + path.string());
+}
+
+int spawn(const std::vector<std::string>& argv, const fs::path& log) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  return static_cast<int>(pid);
+}
+
+int wait_exit(int pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
 }
 
 fs::path source_dir() { return REID_SOURCE_DIR; }

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -44,6 +45,12 @@ struct CommandResult {
 
 /// Runs `command` through /bin/sh, capturing stdout and stderr separately.
 CommandResult run_command(const std::string& command);
+
+/// Starts `argv` in the background with stdout and stderr appended to `log`; returns its pid.
+int spawn(const std::vector<std::string>& argv, const fs::path& log);
+
+/// Waits for process `pid` to end and returns its exit code (128 + signal when killed).
+int wait_exit(int pid);
 
 /// The repository root (for configs/ and docs/).
 fs::path source_dir();

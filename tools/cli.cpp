@@ -42,7 +42,8 @@ Config load_config(const CommonOptions& options) {
   return config::load_config(options.config_file, overrides);
 }
 
-bool prepare_run(const Config& config, const CommonOptions& options, const std::string& tool) {
+bool prepare_run(const Config& config, const CommonOptions& options, const std::string& tool,
+                 const std::string& config_name) {
   if (options.print_config) {
     std::cout << config::to_yaml(config);
     return true;
@@ -54,7 +55,7 @@ bool prepare_run(const Config& config, const CommonOptions& options, const std::
   }
   const std::filesystem::path out(config.output_dir);
   setup_logging((out / "log.txt").string(), options.verbose);
-  config::save_config(config, (out / "config.yaml").string());
+  config::save_config(config, (out / config_name).string());
   set_num_threads(config.threads);
   seed_everything(static_cast<std::uint64_t>(config.seed));
   logger().info("{} {}", tool, options.config_file.empty() ? "(built-in defaults)" : options.config_file);

@@ -35,9 +35,10 @@ Config load_config(const CommonOptions& options);
 
 /// Prints the resolved config (--print-config) or the key table (--list-keys) and returns true
 /// when one of them was given. Otherwise sets up
-/// logging to the console and <output_dir>/log.txt, writes <output_dir>/config.yaml, sets the
+/// logging to the console and <output_dir>/log.txt, writes <output_dir>/<config_name>, sets the
 /// thread count and seed, logs the environment, and returns false.
-bool prepare_run(const Config& config, const CommonOptions& options, const std::string& tool);
+bool prepare_run(const Config& config, const CommonOptions& options, const std::string& tool,
+                 const std::string& config_name = "config.yaml");
 
 /// Runs `body`, turning any exception into one line on stderr and exit code 1.
 int run_main(const std::function<int()>& body);

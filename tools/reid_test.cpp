@@ -1,6 +1,9 @@
-// reid-test: evaluate trained weights on every configured test set.
+// reid-test: evaluate trained weights on every configured test set (flip TTA, re-ranking,
+// ranked lists and saved features as the config's test section says).
+#include <iostream>
+
 #include "cli.h"
-#include "reid/core/logging.h"
+#include "reid/engine/trainer.h"
 
 int main(int argc, char** argv) {
   return reid::tools::run_main([&]() -> int {
@@ -8,12 +11,14 @@ int main(int argc, char** argv) {
     reid::tools::CommonOptions options;
     std::string weights;
     reid::tools::add_common_options(app, options);
-    app.add_option("--weights", weights, "Weights to evaluate (overrides test.weights)");
+    app.add_option("--weights", weights, "Weights to evaluate (overrides test.weights; default: the best or "
+                                         "final weights in the output directory)");
     CLI11_PARSE(app, argc, argv);
     if (!weights.empty()) options.overrides.push_back("test.weights=" + weights);
     const reid::Config config = reid::tools::load_config(options);
-    if (reid::tools::prepare_run(config, options, "reid-test")) return 0;
-    reid::logger().info("testing is not implemented yet");
+    if (reid::tools::prepare_run(config, options, "reid-test", "config_test.yaml")) return 0;
+    const auto results = reid::engine::test(config);
+    for (const auto& r : results) std::cout << r.first << ": " << r.second.summary(config.test.ranks) << "\n";
     return 0;
   });
 }

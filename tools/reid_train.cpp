@@ -1,6 +1,8 @@
 // reid-train: train a model from a YAML config, evaluating periodically and keeping the best.
+// SIGINT/SIGTERM write a checkpoint and exit with 130/143; --resume continues from it.
 #include "cli.h"
 #include "reid/core/logging.h"
+#include "reid/engine/trainer.h"
 
 int main(int argc, char** argv) {
   return reid::tools::run_main([&]() -> int {
@@ -8,11 +10,15 @@ int main(int argc, char** argv) {
     reid::tools::CommonOptions options;
     bool resume = false;
     reid::tools::add_common_options(app, options);
-    app.add_flag("--resume", resume, "Continue from the last checkpoint in the output directory");
+    app.add_flag("--resume", resume, "Continue from <output-dir>/checkpoints/last.ckpt");
     CLI11_PARSE(app, argc, argv);
     const reid::Config config = reid::tools::load_config(options);
     if (reid::tools::prepare_run(config, options, "reid-train")) return 0;
-    reid::logger().info("training is not implemented yet");
+    reid::engine::install_signal_handlers();
+    const auto result = reid::engine::train(config, resume);
+    if (result.interrupted) return 130;
+    for (const auto& r : result.results)
+      reid::logger().info("final {}: {}", r.first, r.second.summary(config.test.ranks));
     return 0;
   });
 }

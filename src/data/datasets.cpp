@@ -263,6 +263,47 @@ DatasetSplits custom_dataset(const DatasetOptions& options) {
   return splits;
 }
 
+std::vector<ImageRecord> image_folder_records(const std::string& dir) {
+  if (!fs::is_directory(dir)) throw IOError(dir, "image folder not found");
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::recursive_directory_iterator(dir))
+    if (entry.is_regular_file() && is_image_file(entry.path())) files.push_back(entry.path());
+  if (files.empty()) throw IOError(dir, "no images (.jpg, .jpeg, .png, .bmp) in the folder");
+  std::sort(files.begin(), files.end());
+  std::vector<ImageRecord> records;
+  for (const auto& file : files) {
+    int64_t pid = -1, camera = 0;
+    if (!parse_market_name(file.filename().string(), pid, camera)) pid = -1, camera = 0;
+    records.push_back({file.string(), pid, camera - 1});
+  }
+  return records;
+}
+
+std::vector<ImageRecord> image_list_records(const std::string& list, const std::string& root) {
+  std::ifstream in(list);
+  if (!in) throw IOError(list, "cannot read the image list");
+  std::vector<ImageRecord> records;
+  std::string line;
+  int line_number = 0;
+  while (std::getline(in, line)) {
+    ++line_number;
+    const auto hash = line.find('#');
+    if (hash != std::string::npos) line = line.substr(0, hash);
+    line = utils::trim(line);
+    if (line.empty()) continue;
+    std::istringstream fields(line);
+    std::string path;
+    int64_t pid = -1, camid = -1;
+    fields >> path;
+    if (fields >> pid && !(fields >> camid))
+      throw IOError(list + ":" + std::to_string(line_number), "expected 'path' or 'path pid camid'");
+    const fs::path full = fs::path(path).is_absolute() ? fs::path(path) : fs::path(root) / path;
+    records.push_back({full.string(), pid, camid});
+  }
+  if (records.empty()) throw IOError(list, "the image list is empty");
+  return records;
+}
+
 void register_builtin_datasets(DatasetRegistry& registry) {
   registry.add("market1501", market1501);
   registry.add("dukemtmcreid", dukemtmcreid);

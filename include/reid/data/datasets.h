@@ -83,6 +83,15 @@ DatasetSplits msmt17(const DatasetOptions& options);
 /// User data from list files (see CustomOptions and docs/datasets.md).
 DatasetSplits custom_dataset(const DatasetOptions& options);
 
+/// Every image under `dir` (recursively, in sorted order) for feature extraction; pid and
+/// camid are parsed from Market-style names ("0002_c1s1_..."), or -1 when a name has none.
+/// Throws reid::IOError when the folder is missing or holds no image.
+std::vector<ImageRecord> image_folder_records(const std::string& dir);
+
+/// Images listed one per line as `path` or `path pid camid` ('#' comments allowed); relative
+/// paths start at `root`. pid and camid are -1 when not given.
+std::vector<ImageRecord> image_list_records(const std::string& list, const std::string& root);
+
 /// Parses a Market-style file name "<pid>_c<camera>..." (pid may be -1). Returns false when the
 /// name does not match.
 bool parse_market_name(const std::string& file_name, int64_t& pid, int64_t& camera);

@@ -1,0 +1,138 @@
+#include "reid/engine/builders.h"
+
+#include <torch/torch.h>
+
+#include "reid/core/error.h"
+#include "reid/core/logging.h"
+#include "reid/models/weights.h"
+
+namespace reid::engine {
+namespace {
+
+std::array<float, 3> rgb(const std::vector<double>& v) {
+  return {static_cast<float>(v.at(0)), static_cast<float>(v.at(1)), static_cast<float>(v.at(2))};
+}
+
+}  // namespace
+
+data::DatasetOptions dataset_options(const Config& config) {
+  const auto& d = config.data;
+  data::DatasetOptions o;
+  o.root = d.root;
+  o.combine_all = d.combine_all;
+  o.cuhk03 = {d.cuhk03.labeled, d.cuhk03.classic_split, d.cuhk03.split_id};
+  o.custom = {d.custom.image_root, d.custom.train_list, d.custom.query_list, d.custom.gallery_list};
+  const auto& s = d.synthetic;
+  o.synthetic = {s.train_ids, s.test_ids, s.cameras, s.images_per_camera, s.height, s.width, s.seed};
+  return o;
+}
+
+data::TransformOptions transform_options(const Config& config, bool train) {
+  const auto& d = config.data;
+  data::TransformOptions o;
+  o.height = d.height;
+  o.width = d.width;
+  o.mean = rgb(d.mean);
+  o.std = rgb(d.std);
+  if (!train) return o;
+  for (const auto& name : d.transforms) o.augments.push_back(data::parse_augment(name));
+  o.flip_prob = d.flip_prob;
+  o.pad = d.pad;
+  o.color_jitter = {d.color_jitter.prob, d.color_jitter.brightness, d.color_jitter.contrast, d.color_jitter.saturation,
+                    d.color_jitter.hue};
+  o.erasing.prob = d.erasing.prob;
+  o.erasing.min_area = d.erasing.min_area;
+  o.erasing.max_area = d.erasing.max_area;
+  o.erasing.min_aspect = d.erasing.min_aspect;
+  o.erasing.value = rgb(d.erasing.value);
+  return o;
+}
+
+models::ModelOptions model_options(const Config& config, int64_t num_classes) {
+  const auto& m = config.model;
+  return models::ModelOptions()
+      .last_stride(m.last_stride)
+      .streams(m.streams)
+      .feature_dim(m.feature_dim)
+      .head(models::HeadOptions()
+                .num_classes(num_classes)
+                .pooling(models::parse_pooling(m.pooling))
+                .gem_p(m.gem_p)
+                .neck(models::parse_neck(m.neck))
+                .neck_feat(models::parse_neck_feat(m.neck_feat))
+                .classifier(models::parse_classifier(m.classifier))
+                .scale(m.scale)
+                .margin(m.margin)
+                .subcenters(m.subcenters));
+}
+
+models::ReidModel build_model(const Config& config, int64_t num_classes, const torch::Device& device,
+                              const models::ModelRegistry& models) {
+  if (!models.contains(config.model.name))
+    throw ConfigError("model.name", models.unknown_message(config.model.name));
+  auto model = models.create(config.model.name, model_options(config, num_classes));
+  if (!config.model.pretrained.empty())
+    models::load_weights(*model, config.model.pretrained, config.model.pretrained_strict);
+  model->to(device);
+  return model;
+}
+
+losses::LossSetOptions loss_options(const Config& config, int64_t num_classes, int64_t feature_dim) {
+  const auto& l = config.loss;
+  return losses::LossSetOptions()
+      .names(l.names)
+      .ce_weight(l.ce.weight)
+      .ce_epsilon(l.ce.epsilon)
+      .triplet_weight(l.triplet.weight)
+      .triplet(losses::TripletOptions()
+                   .margin(l.triplet.margin)
+                   .metric(l.triplet.metric == "cosine" ? losses::Distance::kCosine : losses::Distance::kEuclidean)
+                   .normalize(l.triplet.normalize))
+      .center_weight(l.center.weight)
+      .num_classes(num_classes)
+      .feature_dim(feature_dim);
+}
+
+eval::RetrievalOptions retrieval_options(const Config& config, const std::string& dataset) {
+  const auto& t = config.test;
+  eval::RetrievalOptions o;
+  o.metric = eval::parse_metric(t.metric);
+  o.normalize = t.normalize;
+  o.query_expansion = t.query_expansion;
+  o.rerank = t.rerank;
+  o.rerank_options = {t.rerank_k1, t.rerank_k2, t.rerank_lambda};
+  o.cuhk03_single_shot = dataset == "cuhk03" && config.data.cuhk03.classic_split;
+  o.seed = static_cast<uint64_t>(config.seed);
+  o.eval.max_rank = t.max_rank;
+  o.eval.roc = t.roc;
+  return o;
+}
+
+data::LoaderOptions loader_options(const Config& config, bool cuda) {
+  data::LoaderOptions o;
+  o.workers = config.data.workers;
+  o.prefetch = config.data.prefetch;
+  o.pin_memory = cuda;
+  o.skip_bad_images = config.data.skip_bad_images;
+  return o;
+}
+
+std::unique_ptr<data::Sampler> build_sampler(const Config& config, const data::RecordList& records) {
+  return data::make_sampler(config.sampler.name, records, config.data.batch_size, config.sampler.num_instances,
+                            config.sampler.drop_last, static_cast<uint64_t>(config.seed));
+}
+
+std::vector<data::DatasetSplits> load_datasets(const Config& config, bool sources, const data::DatasetRegistry& registry) {
+  const auto& names = sources ? config.data.sources : config.data.targets;
+  const char* key = sources ? "data.sources" : "data.targets";
+  std::vector<data::DatasetSplits> out;
+  const auto options = dataset_options(config);
+  for (const auto& name : names) {
+    if (!registry.contains(name)) throw ConfigError(key, registry.unknown_message(name));
+    out.push_back(data::load_dataset(name, options, registry));
+    data::check_not_empty(out.back(), sources, !sources);
+  }
+  return out;
+}
+
+}  // namespace reid::engine

@@ -1,0 +1,232 @@
+// End-to-end training on a tiny synthetic set: outputs, freeze-then-open, NaN handling, and
+// the resume contract (kill -9 or SIGINT, then --resume, gives the uninterrupted run's weights).
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <chrono>
+#include <thread>
+
+#include <torch/torch.h>
+
+#include "reid/config/loader.h"
+#include "reid/core/error.h"
+#include "reid/core/runtime.h"
+#include "reid/engine/builders.h"
+#include "reid/engine/checkpoint.h"
+#include "reid/engine/tensorboard.h"
+#include "reid/engine/trainer.h"
+#include "reid/eval/npy.h"
+#include "reid/models/weights.h"
+#include "support.h"
+
+namespace reid::engine {
+namespace {
+
+namespace fs = std::filesystem;
+
+const char* kTinyConfig = R"(
+model: {name: osnet_x0_25}
+data:
+  sources: [synthetic]
+  targets: [synthetic]
+  height: 64
+  width: 32
+  synthetic: {train_ids: 8, test_ids: 4, cameras: 2, images_per_camera: 3, height: 64, width: 32}
+  transforms: [random_flip, pad_crop, random_erasing]
+  pad: 2
+  batch_size: 8
+  workers: 2
+sampler: {name: identity, num_instances: 2}
+loss: {names: [ce, triplet]}
+solver: {base_lr: 0.003, max_epochs: 3, milestones: [2], warmup_epochs: 1, eval_period: 1, checkpoint_period: 1, log_period: 1}
+test: {batch_size: 16}
+)";
+
+std::string write_config(const test::TempDir& dir, const std::string& extra = "") {
+  const auto path = dir / "tiny.yaml";
+  test::write_file(path, std::string(kTinyConfig) + extra + "output_dir: " + (dir / "run").string() + "\n");
+  return path.string();
+}
+
+Config load(const std::string& path, const std::vector<std::string>& overrides = {}) {
+  return config::load_config(path, overrides);
+}
+
+void expect_same_weights(const std::string& a, const std::string& b) {
+  const auto x = models::read_state_dict(a), y = models::read_state_dict(b);
+  ASSERT_EQ(x.size(), y.size());
+  for (const auto& entry : x) {
+    ASSERT_TRUE(y.count(entry.first)) << entry.first;
+    EXPECT_TRUE(torch::equal(entry.second, y.at(entry.first))) << entry.first << " differs";
+  }
+}
+
+TEST(Trainer, WritesEverythingARunNeeds) {
+  test::TempDir dir;
+  const Config config = load(write_config(dir));
+  seed_everything(1);
+  int iterations = 0, epochs = 0, evaluations = 0;
+  int64_t planned = 0;
+  TrainCallbacks callbacks;
+  callbacks.on_iteration = [&](const IterationStats& s) {
+    ++iterations;
+    if (s.batch == s.batches) planned += s.batches;
+    EXPECT_GT(s.images_per_second, 0);
+    EXPECT_FALSE(s.terms.empty());
+  };
+  callbacks.on_epoch = [&](const EpochStats&) { ++epochs; };
+  callbacks.on_evaluation = [&](int64_t, const std::string& name, const eval::EvalResult& r) {
+    ++evaluations;
+    EXPECT_EQ(name, "synthetic");
+    EXPECT_GT(r.num_valid, 0);
+  };
+  const auto result = train(config, false, callbacks);
+  EXPECT_EQ(result.epochs, 3);
+  EXPECT_FALSE(result.interrupted);
+  EXPECT_EQ(epochs, 3);
+  EXPECT_EQ(evaluations, 3);
+  EXPECT_EQ(iterations, planned) << "log_period 1: one line per step";
+  EXPECT_GE(planned, 3 * 4);
+  EXPECT_GT(result.best_epoch, 0);
+  const fs::path run = config.output_dir;
+  for (const char* file : {"model_final.pt", "model_best.pt", "checkpoints/last.ckpt", "metrics.csv", "metrics.jsonl",
+                           "training_curve.png"})
+    EXPECT_TRUE(fs::exists(run / file)) << file;
+  const std::string csv = test::read_file(run / "metrics.csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 4) << csv;
+  EXPECT_NE(csv.find("epoch,lr,loss,ce,triplet,accuracy,triplet_active"), std::string::npos) << csv;
+  if (tensorboard_available()) {
+    std::vector<std::string> files;
+    for (const auto& e : fs::directory_iterator(run / "tb")) files.push_back(e.path().string());
+    ASSERT_EQ(files.size(), 1u);
+    const auto events = read_scalar_events(files[0]);
+    bool has_rank1 = false, has_lr = false;
+    for (const auto& e : events) {
+      has_rank1 = has_rank1 || e.tag == "eval/synthetic/rank1";
+      has_lr = has_lr || e.tag == "train/lr";
+    }
+    EXPECT_TRUE(has_rank1 && has_lr);
+  }
+  // The final weights are a Python-readable state dict of the whole model.
+  EXPECT_TRUE(models::read_state_dict((run / "model_final.pt").string()).count("classifier.weight"));
+}
+
+TEST(Trainer, FreezeThenOpenTrainsOnlyTheOpenLayers) {
+  test::TempDir dir;
+  const Config config = load(write_config(dir), {"solver.max_epochs=1", "solver.fixbase_epochs=1",
+                                                 "solver.warmup_epochs=0", "solver.milestones=[]",
+                                                 "data.targets=[]", "loss.names=[ce]"});
+  seed_everything(1);
+  const auto initial = build_model(config, 8, torch::kCPU);
+  seed_everything(1);
+  train(config, false);
+  const auto trained = models::read_state_dict((fs::path(config.output_dir) / "model_final.pt").string());
+  const auto before = models::state_dict(*initial);
+  EXPECT_TRUE(torch::equal(trained.at("conv1.conv.weight"), before.at("conv1.conv.weight")));
+  EXPECT_TRUE(torch::equal(trained.at("conv2.0.conv1.bn.running_mean"), before.at("conv2.0.conv1.bn.running_mean")))
+      << "frozen layers keep their BN statistics";
+  EXPECT_TRUE(torch::equal(trained.at("fc.0.weight"), before.at("fc.0.weight")));
+  EXPECT_FALSE(torch::equal(trained.at("classifier.weight"), before.at("classifier.weight")));
+  const Config bad = load(write_config(dir), {"solver.fixbase_epochs=1", "solver.open_layers=[head]"});
+  try {
+    train(bad, false);
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.key(), "solver.open_layers");
+    EXPECT_NE(std::string(e.what()).find("classifier"), std::string::npos);
+  }
+}
+
+TEST(Trainer, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
+  test::TempDir dir;
+  const std::string path = write_config(dir);
+  train(load(path, {"solver.max_epochs=1", "solver.warmup_epochs=0", "data.targets=[]"}), false);
+  const fs::path checkpoint = fs::path(dir / "run") / "checkpoints/last.ckpt";
+  const std::string good = test::read_file(checkpoint);
+  try {
+    train(load(path, {"solver.max_epochs=3", "solver.base_lr=1e30", "solver.warmup_epochs=0", "data.targets=[]"}), true);
+    FAIL() << "expected the loss to blow up";
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("at epoch 2, batch"), std::string::npos) << message;
+    EXPECT_NE(message.find(checkpoint.string()), std::string::npos) << message;
+  }
+  EXPECT_EQ(test::read_file(checkpoint), good) << "the checkpoint of epoch 1 is untouched";
+}
+
+TEST(Trainer, ResumeAfterKillGivesTheUninterruptedWeights) {
+  test::TempDir dir;
+  const std::string path = write_config(dir, "");
+  const std::string reference = (dir / "reference").string();
+  const std::string killed = (dir / "killed").string();
+  auto run = [&](const std::string& out, bool resume) {
+    std::vector<std::string> argv = {test::tool("reid-train"), "-c", path, "-o", out};
+    if (resume) argv.push_back("--resume");
+    return argv;
+  };
+  ASSERT_EQ(test::wait_exit(test::spawn(run(reference, false), dir / "reference.log")), 0)
+      << test::read_file(dir / "reference.log");
+
+  // Kill -9 as soon as the first checkpoint exists: nothing gets a chance to clean up.
+  const int pid = test::spawn(run(killed, false), dir / "killed.log");
+  const fs::path checkpoint = fs::path(killed) / "checkpoints/last.ckpt";
+  while (!fs::exists(checkpoint)) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  kill(pid, SIGKILL);
+  EXPECT_EQ(test::wait_exit(pid), 128 + SIGKILL);
+  ASSERT_FALSE(fs::exists(fs::path(killed) / "model_final.pt")) << "killed before the end";
+  ASSERT_EQ(test::wait_exit(test::spawn(run(killed, true), dir / "resumed.log")), 0) << test::read_file(dir / "resumed.log");
+  expect_same_weights(reference + "/model_final.pt", killed + "/model_final.pt");
+  EXPECT_NE(test::read_file(dir / "resumed.log").find("resumed from"), std::string::npos);
+}
+
+TEST(Trainer, SigintMidEpochCheckpointsAndResumesExactly) {
+  test::TempDir dir;
+  const std::string path = write_config(dir, "");
+  const std::string reference = (dir / "reference").string(), stopped = (dir / "stopped").string();
+  ASSERT_EQ(test::wait_exit(test::spawn({test::tool("reid-train"), "-c", path, "-o", reference}, dir / "a.log")), 0);
+  const int pid = test::spawn({test::tool("reid-train"), "-c", path, "-o", stopped}, dir / "b.log");
+  // Interrupt in the middle of epoch 2 (iteration 6 of 12).
+  const fs::path metrics = fs::path(stopped) / "metrics.jsonl";
+  while (true) {
+    const std::string text = fs::exists(metrics) ? test::read_file(metrics) : "";
+    if (text.find("\"iteration\": 6,") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  kill(pid, SIGINT);
+  EXPECT_EQ(test::wait_exit(pid), 130) << test::read_file(dir / "b.log");
+  EXPECT_NE(test::read_file(dir / "b.log").find("interrupted at epoch"), std::string::npos);
+  ASSERT_EQ(test::wait_exit(test::spawn({test::tool("reid-train"), "-c", path, "-o", stopped, "--resume"}, dir / "c.log")), 0)
+      << test::read_file(dir / "c.log");
+  expect_same_weights(reference + "/model_final.pt", stopped + "/model_final.pt");
+}
+
+TEST(Trainer, TestAndExtractUseTheTrainedWeights) {
+  test::TempDir dir;
+  const std::string path = write_config(dir);
+  const Config config = load(path, {"solver.max_epochs=1", "solver.warmup_epochs=0", "test.save_features=true", "test.visualize=2"});
+  train(config, false);
+  const auto results = test(config);
+  ASSERT_EQ(results.size(), 1u);
+  const fs::path run = config.output_dir;
+  EXPECT_TRUE(fs::exists(run / "features/synthetic/query_features.npy"));
+  const auto gallery = eval::read_npy((run / "features/synthetic/gallery_features.npy").string());
+  EXPECT_EQ(gallery.size(0), 4 * 2 * 2);
+  EXPECT_EQ(std::distance(fs::directory_iterator(run / "ranked_lists/synthetic"), fs::directory_iterator()), 2);
+  // Extract on a folder with Market-style names.
+  for (int i = 0; i < 3; ++i) test::write_image(dir / "images" / ("000" + std::to_string(i) + "_c2s1_000001_00.jpg"), 64, 32, i);
+  const auto r = test::run_command(test::tool("reid-extract") + " -c " + path + " --weights " + (run / "model_final.pt").string() +
+                                   " --images " + (dir / "images").string() + " -o " + (dir / "extracted").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto features = eval::read_npy((dir / "extracted/features_features.npy").string());
+  EXPECT_EQ(features.sizes(), (std::vector<int64_t>{3, 512}));
+  const auto camids = eval::read_npy((dir / "extracted/features_camids.npy").string());
+  EXPECT_EQ(camids[0].item<int64_t>(), 1);
+  EXPECT_EQ(eval::read_npy_strings((dir / "extracted/features_paths.npy").string()).size(), 3u);
+  const auto missing = test::run_command(test::tool("reid-test") + " -c " + path + " -o " + (dir / "empty").string());
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.err.find("pass --weights"), std::string::npos) << missing.err;
+}
+
+}  // namespace
+}  // namespace reid::engine
