@@ -162,6 +162,7 @@ std::map<std::string, eval::EvalResult> evaluate_targets(models::ReidModelImpl& 
 }
 
 TrainResult train(const Config& config, bool resume, const TrainCallbacks& callbacks) {
+  const double run_start = now();
   const torch::Device device = parse_device(config.device);
   const bool cuda = device.is_cuda();
   const auto& s = config.solver;
@@ -394,8 +395,10 @@ TrainResult train(const Config& config, bool resume, const TrainCallbacks& callb
   models::save_weights(*model, result.final_weights);
   result.train_seconds = train_time;
   result.images_per_second = images_this_run / std::max(train_time, 1e-9);
-  logger().info("training done: {} epochs, {} of training at {:.0f} img/s; final weights {}", result.epochs,
-                utils::format_duration(train_time), result.images_per_second, result.final_weights);
+  logger().info("training done: {} epochs, {} of training at {:.0f} img/s ({} wall time with evaluation); final "
+                "weights {}",
+                result.epochs, utils::format_duration(train_time), result.images_per_second,
+                utils::format_duration(now() - run_start), result.final_weights);
   if (state.best_epoch > 0)
     logger().info("best {} {:.2f}% at epoch {}", s.best_metric, 100.0 * state.best_metric, state.best_epoch);
   return result;
