@@ -80,13 +80,17 @@ def main():
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--iterations", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--channels-last", action="store_true", help="channels-last model and input")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = OSNet(751).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.0015)
     criterion = nn.CrossEntropyLoss(label_smoothing=0.1)
     x = torch.randn(args.batch_size, 3, args.height, args.width)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.0015)
     y = torch.randint(0, 751, (args.batch_size,))
     best, window, start = 0.0, 10, None
     for it in range(args.iterations):
@@ -99,7 +103,8 @@ def main():
         optimizer.zero_grad()
         criterion(model(x), y).backward()
         optimizer.step()
-    print(f"pytorch osnet_x0_25: {args.height}x{args.width} batch {args.batch_size}, {args.threads} threads, "
+    layout = "channels-last" if args.channels_last else "NCHW"
+    print(f"pytorch osnet_x0_25: {args.height}x{args.width} batch {args.batch_size}, {args.threads} threads, {layout}, "
           f"best {best:.1f} images/s")
 
 

@@ -89,7 +89,9 @@ int run_main(const std::function<int()>& body) {
   try {
     return body();
   } catch (const std::exception& error) {
-    std::cerr << "error: " << describe_exception(error) << std::endl;
+    const std::string message = describe_exception(error);
+    std::cerr << "error: " << message << std::endl;
+    log_error_to_file(message);
     return 1;
   } catch (...) {
     std::cerr << "error: unknown exception" << std::endl;

@@ -10,6 +10,11 @@
 namespace reid {
 namespace {
 
+std::shared_ptr<spdlog::sinks::basic_file_sink_mt>& file_sink_slot() {
+  static std::shared_ptr<spdlog::sinks::basic_file_sink_mt> sink;
+  return sink;
+}
+
 std::shared_ptr<spdlog::logger>& logger_slot() {
   static std::shared_ptr<spdlog::logger> instance = [] {
     auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
@@ -38,6 +43,7 @@ void setup_logging(const std::string& log_file, bool verbose) {
       auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(log_file, /*truncate=*/false);
       file->set_pattern("[%Y-%m-%d %H:%M:%S.%e] %l %v");
       sinks.push_back(file);
+      file_sink_slot() = file;
     } catch (const spdlog::spdlog_ex& e) {
       throw IOError(log_file, std::string("cannot open the log file (") + e.what() + ")");
     }
@@ -46,6 +52,14 @@ void setup_logging(const std::string& log_file, bool verbose) {
   log->set_level(verbose ? spdlog::level::debug : spdlog::level::info);
   log->flush_on(spdlog::level::info);
   logger_slot() = log;
+}
+
+void log_error_to_file(const std::string& message) {
+  const auto& sink = file_sink_slot();
+  if (!sink) return;
+  spdlog::logger file_only("reid", sink);
+  file_only.error("{}", message);
+  file_only.flush();
 }
 
 }  // namespace reid

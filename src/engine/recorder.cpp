@@ -64,6 +64,14 @@ void draw_panel(cv::Mat& canvas, const cv::Rect& area, const std::string& title,
     }
   const int left = area.x + 55, right = area.x + area.width - 15, top = area.y + 30, bottom = area.y + area.height - 40;
   cv::putText(canvas, title, {area.x + 55, area.y + 20}, cv::FONT_HERSHEY_SIMPLEX, 0.5, {0, 0, 0}, 1, cv::LINE_AA);
+  // Legend on the title line, right-aligned, so it never covers the curves.
+  int legend_x = area.x + area.width - 15;
+  for (std::size_t s = series.size(); s-- > 0;) {
+    int baseline = 0;
+    const cv::Size size = cv::getTextSize(series[s].first, cv::FONT_HERSHEY_SIMPLEX, 0.45, 1, &baseline);
+    legend_x -= size.width + 12;
+    cv::putText(canvas, series[s].first, {legend_x, area.y + 20}, cv::FONT_HERSHEY_SIMPLEX, 0.45, colors[s], 1, cv::LINE_AA);
+  }
   cv::rectangle(canvas, {left, top}, {right, bottom}, {0, 0, 0}, 1);
   if (x0 > x1) return;  // nothing to draw yet
   if (x1 == x0) x1 = x0 + 1;
@@ -90,8 +98,6 @@ void draw_panel(cv::Mat& canvas, const cv::Rect& area, const std::string& title,
     const auto& points = series[s].second;
     for (std::size_t i = 1; i < points.size(); ++i) cv::line(canvas, map(points[i - 1]), map(points[i]), colors[s], 2, cv::LINE_AA);
     for (const auto& p : points) cv::circle(canvas, map(p), 2, colors[s], cv::FILLED, cv::LINE_AA);
-    cv::putText(canvas, series[s].first, {right - 90, top + 18 + 16 * static_cast<int>(s)}, cv::FONT_HERSHEY_SIMPLEX, 0.45,
-                colors[s], 1, cv::LINE_AA);
   }
 }
 

@@ -124,6 +124,7 @@ std::map<std::string, eval::EvalResult> evaluate_targets(models::ReidModelImpl& 
   extract.workers = config.data.workers;
   extract.flip = config.test.flip;
   extract.device = device;
+  extract.channels_last = config.solver.channels_last;
   const data::Transform transform(transform_options(config, false));
   for (const auto& target : targets) {
     const double start = now();
@@ -452,6 +453,7 @@ eval::FeatureSet extract(const Config& config, const std::string& weights, const
   options.workers = config.data.workers;
   options.flip = config.test.flip;
   options.device = parse_device(config.device);
+  options.channels_last = config.solver.channels_last;
   const auto set = eval::extract_features(*model, records, data::Transform(transform_options(config, false)), options);
   eval::save_feature_set(set, output_dir, name);
   return set;

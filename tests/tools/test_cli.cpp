@@ -62,6 +62,18 @@ TEST(Cli, ErrorsAreOneLineWithNonZeroExit) {
   }
 }
 
+TEST(Cli, RunErrorsGoToStderrOnceAndToTheLog) {
+  test::TempDir dir;
+  const auto r = run_command(tool("reid-train") + " --set data.root=" + (dir / "nowhere").string() + " -o " +
+                             (dir / "run").string());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(count_lines(r.err.substr(r.err.find("error: "))), 1) << r.err;
+  EXPECT_NE(r.err.find("error: " + (dir / "nowhere").string() + "/market1501"), std::string::npos) << r.err;
+  const std::string log = test::read_file(dir / "run/log.txt");
+  EXPECT_NE(log.find("error " + (dir / "nowhere").string() + "/market1501"), std::string::npos) << log;
+  EXPECT_TRUE(test::fs::exists(dir / "run/config.yaml"));
+}
+
 TEST(Cli, HelpListsTheOptions) {
   const auto r = run_command(tool("reid-train") + " --help");
   EXPECT_EQ(r.exit_code, 0);

@@ -375,10 +375,11 @@ struct SolverConfig {
   int fixbase_epochs = 0;
   /// Clip the global gradient norm to this value (0 = no clipping).
   double grad_clip = 0.0;
-  /// Mixed precision (CUDA only).
+  /// Mixed precision with bfloat16 autocast (CUDA only; ignored on CPU).
   bool amp = false;
-  /// channels_last memory format (CUDA only).
-  bool channels_last = false;
+  /// Channels-last memory format for parameters and images: mkldnn (CPU) and cuDNN then skip
+  /// layout conversions (OSNet trains ~1.5x faster on CPU).
+  bool channels_last = true;
   /// Evaluate every N epochs (0 = only after the last epoch); the best model is kept.
   int eval_period = 0;
   /// Metric that selects the best model: rank1, map or minp.

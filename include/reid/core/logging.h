@@ -18,4 +18,8 @@ spdlog::logger& logger();
 /// Throws reid::IOError when the log file cannot be opened.
 void setup_logging(const std::string& log_file, bool verbose);
 
+/// Writes an error line to the log file only (not the console), when setup_logging() opened
+/// one: executables report their fatal error on stderr once and keep it in the log too.
+void log_error_to_file(const std::string& message);
+
 }  // namespace reid

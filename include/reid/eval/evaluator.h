@@ -45,6 +45,8 @@ struct ExtractOptions {
   /// Average the features of each image and its mirror image.
   bool flip = false;
   torch::Device device = torch::kCPU;
+  /// Feed images in channels-last layout (matching a channels-last model avoids layout changes).
+  bool channels_last = false;
 };
 
 /// Test features of `records`: the model runs in eval mode without gradients; images go through

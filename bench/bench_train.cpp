@@ -1,0 +1,57 @@
+// Training throughput: forward + backward + optimiser step of a network on random images, as
+// bench/pytorch_osnet.py does in PyTorch (run both with bench/run_train_bench.sh).
+#include <chrono>
+#include <cstdio>
+
+#include <CLI/CLI.hpp>
+#include <torch/torch.h>
+
+#include "reid/core/runtime.h"
+#include "reid/losses/cross_entropy.h"
+#include "reid/models/model.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"LibReID training-step throughput"};
+  std::string name = "osnet_x0_25";
+  int threads = 2, batch = 32, height = 256, width = 128, iterations = 30, classes = 751;
+  bool channels_last = true;
+  app.add_option("--model", name);
+  app.add_option("--threads", threads, "Intra-op threads (0 = all cores)");
+  app.add_option("--batch-size", batch);
+  app.add_option("--height", height);
+  app.add_option("--width", width);
+  app.add_option("--iterations", iterations, "Timed steps, in windows of 10 (the best window is reported)");
+  app.add_option("--channels-last", channels_last, "Channels-last parameters and input (reid-train's default)");
+  CLI11_PARSE(app, argc, argv);
+  reid::set_num_threads(threads);
+  torch::manual_seed(0);
+  auto model = reid::models::builtin_models().create(
+      name, reid::models::ModelOptions().head(reid::models::HeadOptions().num_classes(classes)));
+  model->train();
+  auto x = torch::randn({batch, 3, height, width});
+  if (channels_last) {
+    for (auto& p : model->parameters())
+      if (p.dim() == 4) p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
+    x = x.contiguous(at::MemoryFormat::ChannelsLast);
+  }
+  const auto y = torch::randint(0, classes, {batch}, torch::kLong);
+  torch::optim::Adam optimizer(model->parameters(), torch::optim::AdamOptions(0.0015));
+  auto step = [&] {
+    optimizer.zero_grad();
+    reid::losses::cross_entropy_label_smooth(model->forward(x, y).logits, y, 0.1).backward();
+    optimizer.step();
+  };
+  for (int i = 0; i < 3; ++i) step();
+  double best = 0;
+  const int window = 10;
+  for (int start = 0; start + window <= iterations; start += window) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < window; ++i) step();
+    const double rate = window * batch / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::max(best, rate);
+    std::printf("iterations %d-%d: %.1f images/s\n", start, start + window - 1, rate);
+  }
+  std::printf("libreid %s: %dx%d batch %d, %d threads, %s, best %.1f images/s\n", name.c_str(), height, width, batch,
+              torch::get_num_threads(), channels_last ? "channels-last" : "NCHW", best);
+  return 0;
+}
