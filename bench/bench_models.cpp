@@ -33,8 +33,7 @@ int main(int argc, char** argv) {
     model->eval();
     auto x = torch::randn({batch, 3, height, width});
     if (channels_last) {
-      for (auto& p : model->parameters())
-        if (p.dim() == 4) p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
+      reid::models::to_channels_last(*model);
       x = x.contiguous(at::MemoryFormat::ChannelsLast);
     }
     torch::NoGradGuard no_grad;

@@ -30,8 +30,7 @@ int main(int argc, char** argv) {
   model->train();
   auto x = torch::randn({batch, 3, height, width});
   if (channels_last) {
-    for (auto& p : model->parameters())
-      if (p.dim() == 4) p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
+    reid::models::to_channels_last(*model);
     x = x.contiguous(at::MemoryFormat::ChannelsLast);
   }
   const auto y = torch::randint(0, classes, {batch}, torch::kLong);

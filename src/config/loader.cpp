@@ -13,6 +13,7 @@
 #include <type_traits>
 
 #include "reid/core/error.h"
+#include "reid/utils/files.h"
 #include "reid/utils/strings.h"
 
 namespace fs = std::filesystem;
@@ -417,18 +418,7 @@ std::string to_yaml(const Config& config) {
 }
 
 void save_config(const Config& config, const std::string& path) {
-  const fs::path target(path);
-  std::error_code ec;
-  if (target.has_parent_path()) fs::create_directories(target.parent_path(), ec);
-  const fs::path temporary = target.string() + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    if (!out) throw IOError(temporary.string(), "cannot write the resolved config");
-    out << to_yaml(config);
-    if (!out.flush()) throw IOError(temporary.string(), "write failed (disk full?)");
-  }
-  fs::rename(temporary, target, ec);
-  if (ec) throw IOError(path, "cannot move the resolved config into place: " + ec.message());
+  utils::write_file_atomically(path, to_yaml(config), "the resolved config");
 }
 
 std::vector<KeyInfo> list_keys() { return key_table().keys; }

@@ -16,6 +16,7 @@
 
 #include "reid/core/error.h"
 #include "reid/core/logging.h"
+#include "reid/utils/files.h"
 
 namespace fs = std::filesystem;
 
@@ -217,12 +218,10 @@ std::vector<CUHK03Identity> extract_cuhk03_images(const std::string& mat_path, c
           continue;  // an empty cell: this identity has fewer than 10 images
         const int view = slot < 5 ? 1 : 2;
         const fs::path target = dir / cuhk03_name(identity.pair, identity.pid, view, static_cast<int>(slot + 1));
-        if (!fs::exists(target)) {
-          const fs::path temporary = target.string() + ".tmp.png";
-          if (!cv::imwrite(temporary.string(), matlab_image(image)))
-            throw IOError(temporary.string(), "cannot write the converted image");
-          fs::rename(temporary, target);
-        }
+        if (!fs::exists(target))
+          utils::write_atomically(target.string(), "the converted image", [&](const std::string& temporary) {
+            if (!cv::imwrite(temporary, matlab_image(image))) throw IOError(temporary, "cannot write the converted image");
+          });
         identity.paths.push_back(target.string());
         ++written;
       }

@@ -4,7 +4,7 @@
 #include <cctype>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
+#include <functional>
 
 #include "reid/core/error.h"
 #include "reid/data/cuhk03.h"
@@ -91,81 +91,90 @@ DatasetSplits market_style(const std::string& name, const std::vector<fs::path>&
   return splits;
 }
 
-// MSMT17 list file: "<relative path> <pid>" per line; camera = third '_' field.
-std::vector<ImageRecord> parse_msmt_list(const fs::path& list, const fs::path& image_dir) {
+// Calls `parse(line, where)` for every non-blank line of the list file `list`, trimmed, with the
+// text after '#' dropped when `comments`; `where` is "<list>:<line number>" for error messages.
+void for_each_list_line(const std::string& list, const std::string& what, bool comments,
+                        const std::function<void(const std::string&, const std::string&)>& parse) {
   std::ifstream in(list);
-  if (!in) throw IOError(list.string(), "cannot read the MSMT17 list file");
-  std::vector<ImageRecord> records;
+  if (!in) throw IOError(list, "cannot read " + what);
   std::string line;
   int line_number = 0;
   while (std::getline(in, line)) {
     ++line_number;
+    if (comments) line = line.substr(0, line.find('#'));
     line = utils::trim(line);
-    if (line.empty()) continue;
-    std::istringstream fields(line);
-    std::string relative;
-    int64_t pid = 0;
-    if (!(fields >> relative >> pid))
-      throw IOError(list.string() + ":" + std::to_string(line_number),
-                    "expected '<relative path> <pid>' (got '" + line + "')");
-    const auto parts = utils::split(relative, '_');
-    int64_t camera = 0;
-    try {
-      if (parts.size() < 3) throw std::invalid_argument("too few fields");
-      std::size_t used = 0;
-      camera = std::stoll(parts[2], &used);
-      if (used != parts[2].size()) throw std::invalid_argument("not a number");
-    } catch (const std::exception&) {
-      throw IOError(list.string() + ":" + std::to_string(line_number),
-                    "cannot parse the camera of '" + relative +
-                        "' (expected the third '_' field to be the camera, as in "
-                        "0000/0000_000_01_0303morning_0015_0.jpg)");
-    }
-    if (camera < 1 || camera > 15)
-      throw IOError(list.string() + ":" + std::to_string(line_number),
-                    "camera " + std::to_string(camera) + " out of range 1-15 in '" + relative + "'");
-    records.push_back({(image_dir / relative).string(), pid, camera - 1});
+    if (!line.empty()) parse(line, list + ":" + std::to_string(line_number));
   }
+}
+
+// Splits `line` into a leading part (which may hold spaces: a path) and its last `count`
+// white-space separated fields. False when the line has fewer than count + 1 fields.
+bool split_last_fields(const std::string& line, std::size_t count, std::string& head,
+                       std::vector<std::string>& fields) {
+  fields.assign(count, "");
+  std::size_t end = line.size();
+  for (std::size_t i = count; i-- > 0;) {
+    const auto last = line.find_last_of(" \t", end - 1);
+    if (last == std::string::npos) return false;
+    fields[i] = line.substr(last + 1, end - last - 1);
+    const auto before = line.find_last_not_of(" \t", last);
+    if (before == std::string::npos) return false;
+    end = before + 1;
+  }
+  head = line.substr(0, end);
+  return true;
+}
+
+// `text` as a whole integer.
+bool parse_integer(const std::string& text, int64_t& value) {
+  try {
+    std::size_t used = 0;
+    value = std::stoll(text, &used);
+    return used == text.size();
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+// MSMT17 list file: "<relative path> <pid>" per line; camera = third '_' field.
+std::vector<ImageRecord> parse_msmt_list(const fs::path& list, const fs::path& image_dir) {
+  std::vector<ImageRecord> records;
+  for_each_list_line(list.string(), "the MSMT17 list file", false, [&](const std::string& line, const std::string& where) {
+    std::string relative;
+    std::vector<std::string> fields;
+    int64_t pid = 0;
+    if (!split_last_fields(line, 1, relative, fields) || !parse_integer(fields[0], pid))
+      throw IOError(where, "expected '<relative path> <pid>' (got '" + line + "')");
+    const auto parts = utils::split(fs::path(relative).filename().string(), '_');
+    int64_t camera = 0;
+    if (parts.size() < 3 || !parse_integer(parts[2], camera))
+      throw IOError(where, "cannot parse the camera of '" + relative +
+                               "' (expected the third '_' field to be the camera, as in "
+                               "0000/0000_000_01_0303morning_0015_0.jpg)");
+    if (camera < 1 || camera > 15)
+      throw IOError(where, "camera " + std::to_string(camera) + " out of range 1-15 in '" + relative + "'");
+    records.push_back({(image_dir / relative).string(), pid, camera - 1});
+  });
   return records;
 }
 
 // Custom list file: "<relative path> <pid> <camid>" per line ('#' comments, blank lines).
 std::vector<ImageRecord> parse_custom_list(const std::string& list, const fs::path& image_root) {
-  std::ifstream in(list);
-  if (!in) throw IOError(list, "cannot read the list file");
   std::vector<ImageRecord> records;
-  std::string line;
-  int line_number = 0;
-  while (std::getline(in, line)) {
-    ++line_number;
-    const auto hash = line.find('#');
-    if (hash != std::string::npos) line = line.substr(0, hash);
-    line = utils::trim(line);
-    if (line.empty()) continue;
-    const std::string where = list + ":" + std::to_string(line_number);
+  for_each_list_line(list, "the list file", true, [&](const std::string& line, const std::string& where) {
     // The last two fields are pid and camid; everything before is the path (it may hold spaces).
-    const auto last = line.find_last_of(" \t");
-    const auto before = last == std::string::npos ? std::string::npos : line.find_last_not_of(" \t", last);
-    const auto second = before == std::string::npos ? std::string::npos : line.find_last_of(" \t", before);
-    if (second == std::string::npos)
+    std::string path;
+    std::vector<std::string> fields;
+    if (!split_last_fields(line, 2, path, fields))
       throw IOError(where, "expected '<relative path> <pid> <camid>' (got '" + line + "')");
-    const std::string path = utils::trim(line.substr(0, second));
-    const std::string pid_text = utils::trim(line.substr(second + 1, before - second));
-    const std::string cam_text = line.substr(last + 1);
     int64_t pid = 0, camid = 0;
-    try {
-      std::size_t used_pid = 0, used_cam = 0;
-      pid = std::stoll(pid_text, &used_pid);
-      camid = std::stoll(cam_text, &used_cam);
-      if (used_pid != pid_text.size() || used_cam != cam_text.size()) throw std::invalid_argument("");
-    } catch (const std::exception&) {
-      throw IOError(where, "pid and camid must be integers (got '" + pid_text + "' and '" + cam_text + "')");
-    }
+    if (!parse_integer(fields[0], pid) || !parse_integer(fields[1], camid))
+      throw IOError(where, "pid and camid must be integers (got '" + fields[0] + "' and '" + fields[1] + "')");
     if (camid < 0) throw IOError(where, "camid must be >= 0 (got " + std::to_string(camid) + ")");
     const fs::path full = fs::path(path).is_absolute() ? fs::path(path) : image_root / path;
     if (!fs::is_regular_file(full)) throw IOError(where, "image not found: " + full.string());
     records.push_back({full.string(), pid, camid});
-  }
+  });
   return records;
 }
 
@@ -280,26 +289,22 @@ std::vector<ImageRecord> image_folder_records(const std::string& dir) {
 }
 
 std::vector<ImageRecord> image_list_records(const std::string& list, const std::string& root) {
-  std::ifstream in(list);
-  if (!in) throw IOError(list, "cannot read the image list");
   std::vector<ImageRecord> records;
-  std::string line;
-  int line_number = 0;
-  while (std::getline(in, line)) {
-    ++line_number;
-    const auto hash = line.find('#');
-    if (hash != std::string::npos) line = line.substr(0, hash);
-    line = utils::trim(line);
-    if (line.empty()) continue;
-    std::istringstream fields(line);
-    std::string path;
+  for_each_list_line(list, "the image list", true, [&](const std::string& line, const std::string& where) {
+    // "path" alone, or "path pid camid" when the line ends with two integers (paths may hold spaces).
+    std::string path = line, head;
+    std::vector<std::string> fields;
     int64_t pid = -1, camid = -1;
-    fields >> path;
-    if (fields >> pid && !(fields >> camid))
-      throw IOError(list + ":" + std::to_string(line_number), "expected 'path' or 'path pid camid'");
+    if (split_last_fields(line, 1, head, fields) && parse_integer(fields[0], camid)) {
+      if (!split_last_fields(line, 2, head, fields) || !parse_integer(fields[0], pid))
+        throw IOError(where, "expected 'path' or 'path pid camid' (got '" + line + "')");
+      path = head;
+    } else {
+      camid = -1;
+    }
     const fs::path full = fs::path(path).is_absolute() ? fs::path(path) : fs::path(root) / path;
     records.push_back({full.string(), pid, camid});
-  }
+  });
   if (records.empty()) throw IOError(list, "the image list is empty");
   return records;
 }

@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include "reid/core/error.h"
+#include "reid/utils/files.h"
 
 namespace reid::engine {
 namespace {
@@ -48,17 +49,13 @@ void save_checkpoint(const std::string& path, const TrainingState& state, const 
   if (objects.loss) sub("loss", [&](auto& a) { objects.loss->save(a); });
   if (objects.center_optimizer) sub("center_optimizer", [&](auto& a) { objects.center_optimizer->save(a); });
 
-  const std::filesystem::path target(path);
-  std::error_code ec;
-  if (target.has_parent_path()) std::filesystem::create_directories(target.parent_path(), ec);
-  const std::string temporary = path + ".tmp";
-  try {
-    archive.save_to(temporary);
-  } catch (const c10::Error& e) {
-    throw IOError(temporary, std::string("cannot write the checkpoint: ") + e.what_without_backtrace());
-  }
-  std::filesystem::rename(temporary, target, ec);
-  if (ec) throw IOError(path, "cannot move the checkpoint into place: " + ec.message());
+  utils::write_atomically(path, "the checkpoint", [&](const std::string& temporary) {
+    try {
+      archive.save_to(temporary);
+    } catch (const c10::Error& e) {
+      throw IOError(temporary, std::string("cannot write the checkpoint: ") + e.what_without_backtrace());
+    }
+  });
 }
 
 TrainingState load_checkpoint(const std::string& path, const Trainables& objects) {

@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include "reid/core/error.h"
+#include "reid/utils/files.h"
 
 namespace reid::eval {
 namespace {
@@ -106,11 +107,7 @@ void write_raw(const std::string& path, const std::string& descr, const std::vec
   const std::size_t total = 10 + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');
   header += '\n';
-  std::error_code ec;
-  const std::filesystem::path target(path);
-  if (target.has_parent_path()) std::filesystem::create_directories(target.parent_path(), ec);
-  const std::string temporary = path + ".tmp";
-  {
+  utils::write_atomically(path, "the .npy file", [&](const std::string& temporary) {
     std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
     if (!out) throw IOError(temporary, "cannot write the .npy file");
     out.write("\x93NUMPY\x01\x00", 8);
@@ -119,10 +116,8 @@ void write_raw(const std::string& path, const std::string& descr, const std::vec
     out.write(len, 2);
     out.write(header.data(), static_cast<std::streamsize>(header.size()));
     out.write(static_cast<const char*>(data), static_cast<std::streamsize>(bytes));
-    if (!out.flush()) throw IOError(temporary, "write failed (disk full?)");
-  }
-  std::filesystem::rename(temporary, target, ec);
-  if (ec) throw IOError(path, "cannot move the .npy file into place: " + ec.message());
+    if (!out.flush()) throw IOError(temporary, "cannot write the .npy file (disk full?)");
+  });
 }
 
 }  // namespace

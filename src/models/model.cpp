@@ -53,6 +53,12 @@ const ModelRegistry& builtin_models() {
   return registry;
 }
 
+void to_channels_last(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : module.parameters())
+    if (p.dim() == 4) p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
+}
+
 int64_t count_parameters(const torch::nn::Module& module, const std::string& exclude_prefix) {
   int64_t total = 0;
   for (const auto& item : module.named_parameters(/*recurse=*/true)) {

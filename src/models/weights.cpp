@@ -10,6 +10,7 @@
 
 #include "reid/core/error.h"
 #include "reid/core/logging.h"
+#include "reid/utils/files.h"
 #include "reid/utils/strings.h"
 #include "reid/utils/torch_file.h"
 
@@ -74,18 +75,7 @@ void write_state_dict(const StateDict& state, const std::string& path) {
   c10::Dict<std::string, torch::Tensor> dict;
   for (const auto& entry : state) dict.insert(entry.first, entry.second.detach().cpu().contiguous());
   const std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
-  const std::filesystem::path target(path);
-  std::error_code ec;
-  if (target.has_parent_path()) std::filesystem::create_directories(target.parent_path(), ec);
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    if (!out) throw IOError(temporary, "cannot write the weights");
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    if (!out.flush()) throw IOError(temporary, "write failed (disk full?)");
-  }
-  std::filesystem::rename(temporary, target, ec);
-  if (ec) throw IOError(path, "cannot move the weights into place: " + ec.message());
+  utils::write_file_atomically(path, std::string_view(bytes.data(), bytes.size()), "the weights");
 }
 
 std::string LoadReport::summary() const {

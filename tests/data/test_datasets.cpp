@@ -244,3 +244,40 @@ TEST(Market1501RealData, CountsOfTheSharedSplit) {
 
 }  // namespace
 }  // namespace reid::data
+
+namespace reid::data {
+
+TEST(ImageList, PathsAloneOrWithPidAndCamid) {
+  TempDir dir;
+  write_file(dir / "list.txt",
+             "# crops to embed\n"
+             "a.jpg\n"
+             "  with space/b 1.jpg 3 1   # pid 3, camera 1\n"
+             "/abs/c.png 7 0\n"
+             "\n");
+  const auto records = image_list_records((dir / "list.txt").string(), "/data");
+  ASSERT_EQ(records.size(), 3u);
+  EXPECT_EQ(records[0].path, "/data/a.jpg");
+  EXPECT_EQ(records[0].pid, -1);
+  EXPECT_EQ(records[0].camid, -1);
+  EXPECT_EQ(records[1].path, "/data/with space/b 1.jpg");
+  EXPECT_EQ(records[1].pid, 3);
+  EXPECT_EQ(records[1].camid, 1);
+  EXPECT_EQ(records[2].path, "/abs/c.png");
+  EXPECT_EQ(records[2].pid, 7);
+}
+
+TEST(ImageList, APidWithoutCamidAndAnEmptyListAreErrors) {
+  TempDir dir;
+  write_file(dir / "list.txt", "a.jpg\nb.jpg 5\n");
+  EXPECT_NE(error_of([&] { image_list_records((dir / "list.txt").string(), "."); })
+                .find("list.txt:2: expected 'path' or 'path pid camid'"),
+            std::string::npos);
+  write_file(dir / "list.txt", "# nothing\n\n");
+  EXPECT_NE(error_of([&] { image_list_records((dir / "list.txt").string(), "."); }).find("the image list is empty"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { image_list_records((dir / "none.txt").string(), "."); }).find("none.txt: cannot read"),
+            std::string::npos);
+}
+
+}  // namespace reid::data

@@ -65,6 +65,29 @@ TEST_P(EveryModel, SaveLoadRoundTripGivesIdenticalOutputs) {
   EXPECT_TRUE(torch::equal(a->extract_features(x), b->extract_features(x)));
 }
 
+TEST_P(EveryModel, ChannelsLastGivesTheSameFeaturesAndSavesPlainWeights) {
+  test::TempDir dir;
+  torch::manual_seed(3);
+  auto model = builtin_models().create(GetParam(), ModelOptions().head(HeadOptions().num_classes(5)));
+  model->eval();
+  const auto x = torch::randn({2, 3, 64, 32});
+  const auto expected = model->extract_features(x);
+  to_channels_last(*model);
+  int64_t converted = 0;
+  for (const auto& p : model->parameters())
+    if (p.dim() == 4) converted += p.is_contiguous(at::MemoryFormat::ChannelsLast) && !p.is_contiguous();
+  EXPECT_GT(converted, 0);
+  const auto got = model->extract_features(x.contiguous(at::MemoryFormat::ChannelsLast));
+  EXPECT_TRUE(torch::allclose(got, expected, 1e-4, 1e-5)) << (got - expected).abs().max().item<float>();
+  // Saved weights are plain contiguous tensors that load into an ordinary (NCHW) model.
+  const auto path = (dir / "weights.pt").string();
+  save_weights(*model, path);
+  auto plain = builtin_models().create(GetParam(), ModelOptions().head(HeadOptions().num_classes(5)));
+  load_weights(*plain, path, /*strict=*/true);
+  plain->eval();
+  EXPECT_TRUE(torch::allclose(plain->extract_features(x), expected, 1e-5, 1e-6));
+}
+
 INSTANTIATE_TEST_SUITE_P(Models, EveryModel, ::testing::ValuesIn(builtin_models().names()),
                          [](const auto& info) { return info.param; });
 

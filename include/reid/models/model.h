@@ -65,4 +65,9 @@ const ModelRegistry& builtin_models();
 /// `exclude_prefix` (e.g. "classifier").
 int64_t count_parameters(const torch::nn::Module& module, const std::string& exclude_prefix = "");
 
+/// Stores the 4-d parameters (convolution weights) of `module` channels-last. With channels-last
+/// input, oneDNN on CPU (and cuDNN on GPU) then runs convolutions and batch norms without
+/// converting layouts at every layer: OSNet trains ~1.4x faster on CPU (docs/benchmarks.md).
+void to_channels_last(torch::nn::Module& module);
+
 }  // namespace reid::models

@@ -1,0 +1,22 @@
+#pragma once
+/// @file
+/// Writing files so that a crash or a full disk never leaves a torn file behind: the content goes
+/// to `<path>.tmp` first and is renamed over `path` only once it is complete.
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace reid::utils {
+
+/// Creates the parent folders of `path`, calls `write(temporary)` to produce the complete file at
+/// `temporary` (a sibling of `path`), then renames it onto `path`. `what` names the file in errors
+/// ("the checkpoint"). Throws IOError naming the path when the folder, the write or the rename
+/// fails; the previous content of `path`, if any, is kept in that case.
+void write_atomically(const std::string& path, const std::string& what,
+                      const std::function<void(const std::string& temporary)>& write);
+
+/// `write_atomically` for a byte string already in memory.
+void write_file_atomically(const std::string& path, std::string_view bytes, const std::string& what);
+
+}  // namespace reid::utils
