@@ -37,6 +37,8 @@ void save_checkpoint(const std::string& path, const TrainingState& state, const 
   write_int(archive, "sampler_position", state.sampler.position);
   archive.write("best_metric", torch::tensor({state.best_metric}, torch::kDouble));
   write_int(archive, "best_epoch", state.best_epoch);
+  archive.write("train_seconds", torch::tensor({state.train_seconds}, torch::kDouble));
+  write_int(archive, "images", state.images);
   archive.write("config", c10::IValue(state.config_yaml));
   archive.write("cpu_rng", at::detail::getDefaultCPUGenerator().get_state());
   auto sub = [&](const char* key, const std::function<void(torch::serialize::OutputArchive&)>& fill) {
@@ -76,6 +78,10 @@ TrainingState load_checkpoint(const std::string& path, const Trainables& objects
     archive.read("best_metric", best);
     state.best_metric = best.item<double>();
     state.best_epoch = read_int(archive, "best_epoch");
+    // Absent from checkpoints written before they were recorded: count from zero then.
+    c10::IValue seconds, images;
+    if (archive.try_read("train_seconds", seconds) && seconds.isTensor()) state.train_seconds = seconds.toTensor().item<double>();
+    if (archive.try_read("images", images) && images.isTensor()) state.images = images.toTensor().item<int64_t>();
     c10::IValue config;
     archive.read("config", config);
     state.config_yaml = config.toStringRef();

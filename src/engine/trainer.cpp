@@ -227,11 +227,16 @@ TrainResult train(const Config& config, bool resume, const TrainCallbacks& callb
   result.checkpoint = checkpoint_path;
   result.best_metric = state.best_metric;
   result.best_epoch = state.best_epoch;
-  int64_t images_this_run = 0;
-  double train_time = 0.0;
+  // Counted over the whole run: a resumed run continues the totals kept in the checkpoint.
+  int64_t images_trained = state.images;
+  double train_time = state.train_seconds;
   const int64_t total_epochs = s.max_epochs;
 
-  auto save_state = [&] { save_checkpoint(checkpoint_path, state, trainables); };
+  auto save_state = [&](double seconds) {
+    state.train_seconds = seconds;
+    state.images = images_trained;
+    save_checkpoint(checkpoint_path, state, trainables);
+  };
 
   for (int64_t epoch = state.epoch; epoch < total_epochs; ++epoch) {
     const double factor = lr_factor(schedule, static_cast<int>(epoch));
@@ -291,7 +296,7 @@ TrainResult train(const Config& config, bool resume, const TrainCallbacks& callb
       const int64_t n = batch->images.size(0);
       window_images += n;
       epoch_images += n;
-      images_this_run += n;
+      images_trained += n;
       loss_sum += total;
       for (const auto& term : losses_now.terms) {
         auto it = std::find_if(term_sums.begin(), term_sums.end(), [&](const auto& t) { return t.first == term.first; });
@@ -333,14 +338,14 @@ TrainResult train(const Config& config, bool resume, const TrainCallbacks& callb
       if (stop_requested()) {
         state.epoch = epoch;
         state.sampler = {sampler->state().seed, epoch, position};
-        save_state();
+        save_state(train_time + (now() - epoch_start));
         recorder.flush();
         logger().warn("interrupted at epoch {}, batch {}: checkpoint written to {}; continue with --resume",
                       epoch + 1, position, checkpoint_path);
         result.interrupted = true;
         result.epochs = epoch;
         result.train_seconds = train_time + (now() - epoch_start);
-        result.images_per_second = images_this_run / std::max(result.train_seconds, 1e-9);
+        result.images_per_second = images_trained / std::max(result.train_seconds, 1e-9);
         return result;
       }
     }
@@ -379,7 +384,7 @@ TrainResult train(const Config& config, bool resume, const TrainCallbacks& callb
         logger().info("new best {} {:.2f}% at epoch {}: model_best.pt", s.best_metric, 100.0 * metric, epoch + 1);
       }
     }
-    if (last || (s.checkpoint_period > 0 && (epoch + 1) % s.checkpoint_period == 0)) save_state();
+    if (last || (s.checkpoint_period > 0 && (epoch + 1) % s.checkpoint_period == 0)) save_state(train_time);
     recorder.flush();
   }
   result.epochs = state.epoch;
@@ -388,11 +393,11 @@ TrainResult train(const Config& config, bool resume, const TrainCallbacks& callb
   result.final_weights = (out / "model_final.pt").string();
   models::save_weights(*model, result.final_weights);
   result.train_seconds = train_time;
-  result.images_per_second = images_this_run / std::max(train_time, 1e-9);
-  logger().info("training done: {} epochs, {} of training at {:.0f} img/s ({} wall time with evaluation); final "
+  result.images_per_second = images_trained / std::max(train_time, 1e-9);
+  logger().info("training done: {} epochs, {} of training at {:.0f} img/s ({} wall time{} with evaluation); final "
                 "weights {}",
                 result.epochs, utils::format_duration(train_time), result.images_per_second,
-                utils::format_duration(now() - run_start), result.final_weights);
+                utils::format_duration(now() - run_start), resume ? " of this process" : "", result.final_weights);
   if (state.best_epoch > 0)
     logger().info("best {} {:.2f}% at epoch {}", s.best_metric, 100.0 * state.best_metric, state.best_epoch);
   return result;

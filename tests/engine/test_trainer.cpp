@@ -201,6 +201,41 @@ TEST(Trainer, SigintMidEpochCheckpointsAndResumesExactly) {
   expect_same_weights(reference + "/model_final.pt", stopped + "/model_final.pt");
 }
 
+TEST(Checkpoint, RoundTripsTheStateAndTheRunTotals) {
+  test::TempDir dir;
+  torch::manual_seed(0);
+  torch::nn::Linear model(3, 2);
+  torch::optim::Adam optimizer(model->parameters(), torch::optim::AdamOptions(0.1));
+  model->forward(torch::randn({4, 3})).sum().backward();
+  optimizer.step();
+  TrainingState state;
+  state.epoch = 3;
+  state.iteration = 30;
+  state.sampler = {7, 3, 5};
+  state.best_metric = 0.625;
+  state.best_epoch = 2;
+  state.train_seconds = 12.5;
+  state.images = 960;
+  state.config_yaml = "seed: 7\n";
+  const std::string path = (dir / "last.ckpt").string();
+  save_checkpoint(path, state, {model.get(), &optimizer});
+  torch::nn::Linear other(3, 2);
+  torch::optim::Adam other_optimizer(other->parameters(), torch::optim::AdamOptions(0.1));
+  const TrainingState back = load_checkpoint(path, {other.get(), &other_optimizer});
+  EXPECT_EQ(back.epoch, 3);
+  EXPECT_EQ(back.iteration, 30);
+  EXPECT_EQ(back.sampler.seed, 7u);
+  EXPECT_EQ(back.sampler.epoch, 3);
+  EXPECT_EQ(back.sampler.position, 5);
+  EXPECT_EQ(back.best_metric, 0.625);
+  EXPECT_EQ(back.best_epoch, 2);
+  EXPECT_EQ(back.train_seconds, 12.5);  // a resumed run reports the throughput of the whole run
+  EXPECT_EQ(back.images, 960);
+  EXPECT_EQ(back.config_yaml, "seed: 7\n");
+  EXPECT_TRUE(torch::equal(other->weight, model->weight));
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()), 1);  // no temporary
+}
+
 TEST(Trainer, TestAndExtractUseTheTrainedWeights) {
   test::TempDir dir;
   const std::string path = write_config(dir);

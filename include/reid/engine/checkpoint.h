@@ -24,6 +24,10 @@ struct TrainingState {
   /// Best value of the selection metric so far (-1: none yet) and its epoch (1-based).
   double best_metric = -1.0;
   int64_t best_epoch = 0;
+  /// Training time (seconds, evaluation excluded) and images trained on so far, over every
+  /// process of a resumed run, so that its final throughput covers the whole run.
+  double train_seconds = 0.0;
+  int64_t images = 0;
   /// The resolved config the run was started with (YAML).
   std::string config_yaml;
 };

@@ -38,7 +38,8 @@ struct TrainResult {
   /// Files written: the resumable checkpoint and the final weights (a state dict).
   std::string checkpoint;
   std::string final_weights;
-  /// Training time (without evaluation) and throughput of this invocation.
+  /// Training time (without evaluation) and throughput of the whole run, summed over the
+  /// processes of a resumed run.
   double train_seconds = 0.0;
   double images_per_second = 0.0;
 };
