@@ -34,6 +34,15 @@ void add_common_options(CLI::App& app, CommonOptions& options) {
   });
 }
 
+int parse_command_line(CLI::App& app, int argc, char** argv) {
+  try {
+    app.parse(argc, argv);
+    return -1;
+  } catch (const CLI::ParseError& error) {
+    return app.exit(error) == 0 ? 0 : 2;
+  }
+}
+
 Config load_config(const CommonOptions& options) {
   std::vector<std::string> overrides = options.overrides;
   if (!options.output_dir.empty()) overrides.push_back("output_dir=" + options.output_dir);

@@ -29,6 +29,10 @@ struct CommonOptions {
 /// and makes parse failures print one line.
 void add_common_options(CLI::App& app, CommonOptions& options);
 
+/// Parses the command line. Returns -1 to go on, otherwise the exit code to return: 0 after
+/// --help, 2 after a usage error (printed as one line), the usual convention for command-line tools.
+int parse_command_line(CLI::App& app, int argc, char** argv);
+
 /// Loads and validates the config with the command-line overrides applied (--set first, then
 /// -o, --device and --threads, which win).
 Config load_config(const CommonOptions& options);

@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
     app.add_option("--visualize-dir", visualize_dir, "folder for the ranked lists (default: ranked_lists)");
     app.add_option("--threads", threads, "intra-op threads (0 = all cores)");
     app.failure_message([](const CLI::App*, const CLI::Error& e) { return std::string("error: ") + e.what() + " (see --help)\n"; });
-    CLI11_PARSE(app, argc, argv);
+    if (const int code = reid::tools::parse_command_line(app, argc, argv); code >= 0) return code;
 
     reid::set_num_threads(threads);
     options.metric = reid::eval::parse_metric(metric);

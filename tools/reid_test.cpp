@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
     reid::tools::add_common_options(app, options);
     app.add_option("--weights", weights, "Weights to evaluate (overrides test.weights; default: the best or "
                                          "final weights in the output directory)");
-    CLI11_PARSE(app, argc, argv);
+    if (const int code = reid::tools::parse_command_line(app, argc, argv); code >= 0) return code;
     if (!weights.empty()) options.overrides.push_back("test.weights=" + weights);
     const reid::Config config = reid::tools::load_config(options);
     if (reid::tools::prepare_run(config, options, "reid-test", "config_test.yaml")) return 0;

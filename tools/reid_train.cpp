@@ -11,7 +11,7 @@ int main(int argc, char** argv) {
     bool resume = false;
     reid::tools::add_common_options(app, options);
     app.add_flag("--resume", resume, "Continue from <output-dir>/checkpoints/last.ckpt");
-    CLI11_PARSE(app, argc, argv);
+    if (const int code = reid::tools::parse_command_line(app, argc, argv); code >= 0) return code;
     const reid::Config config = reid::tools::load_config(options);
     if (reid::tools::prepare_run(config, options, "reid-train")) return 0;
     reid::engine::install_signal_handlers();
