@@ -49,5 +49,67 @@ if(REID_WITH_MATIO)
                     "(the CUHK03-NP folder release still works). Install libmatio-dev.")
   endif()
 endif()
+# Multi-process training needs c10d from LibTorch and a backend: Gloo (CPU; Debian's libtorch
+# has it, its headers come with libgloo-dev) and/or NCCL (CUDA builds). Each is used only when a
+# small program including its header compiles and links against this LibTorch.
+set(REID_HAVE_C10D OFF)
+set(REID_HAVE_GLOO OFF)
+set(REID_HAVE_NCCL OFF)
+set(REID_GLOO_LIBRARY "")
+if(REID_WITH_DISTRIBUTED)
+  include(CheckCXXSourceCompiles)
+  include(CMakePushCheckState)
+  find_library(REID_GLOO_LIB NAMES gloo)
+  find_path(REID_GLOO_INCLUDE gloo/config.h)
+  cmake_push_check_state(RESET)
+  set(CMAKE_REQUIRED_INCLUDES ${TORCH_INCLUDE_DIRS})
+  if(REID_GLOO_INCLUDE)
+    list(APPEND CMAKE_REQUIRED_INCLUDES ${REID_GLOO_INCLUDE})
+  endif()
+  set(CMAKE_REQUIRED_FLAGS "${TORCH_CXX_FLAGS} -std=c++17")
+  set(CMAKE_REQUIRED_LIBRARIES ${TORCH_LIBRARIES})
+  set(CMAKE_REQUIRED_QUIET ON)
+  check_cxx_source_compiles([[
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+int main() { c10d::TCPStoreOptions options; options.port = 0; return options.isServer ? 1 : 0; }
+]] REID_C10D_COMPILES)
+  if(REID_C10D_COMPILES)
+    set(REID_HAVE_C10D ON)
+    check_cxx_source_compiles([[
+#define USE_C10D_GLOO 1
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+int main() { auto device = c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"); return device ? 0 : 1; }
+]] REID_GLOO_COMPILES)
+    if(NOT REID_GLOO_COMPILES AND REID_GLOO_LIB)
+      list(APPEND CMAKE_REQUIRED_LIBRARIES ${REID_GLOO_LIB})
+      check_cxx_source_compiles([[
+#define USE_C10D_GLOO 1
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+int main() { auto device = c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"); return device ? 0 : 1; }
+]] REID_GLOO_COMPILES_WITH_LIB)
+      if(REID_GLOO_COMPILES_WITH_LIB)
+        set(REID_GLOO_LIBRARY ${REID_GLOO_LIB})
+        set(REID_GLOO_COMPILES ON)
+      endif()
+    endif()
+    set(REID_HAVE_GLOO ${REID_GLOO_COMPILES})
+    check_cxx_source_compiles([[
+#define USE_C10D_NCCL 1
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+int main() { auto options = c10d::ProcessGroupNCCL::Options::create(); return options ? 0 : 1; }
+]] REID_NCCL_COMPILES)
+    set(REID_HAVE_NCCL ${REID_NCCL_COMPILES})
+  endif()
+  cmake_pop_check_state()
+  if(REID_HAVE_GLOO AND REID_GLOO_INCLUDE)
+    include_directories(SYSTEM ${REID_GLOO_INCLUDE})
+  endif()
+  if(NOT REID_HAVE_GLOO AND NOT REID_HAVE_NCCL)
+    message(WARNING "LibReID: no c10d backend (Gloo or NCCL) found in this LibTorch: multi-process training "
+                    "is disabled. On Debian install libgloo-dev.")
+  endif()
+endif()
+
 message(STATUS "LibReID: Torch ${Torch_VERSION}, OpenCV ${OpenCV_VERSION}, "
-               "TensorBoard ${REID_HAVE_TENSORBOARD}, matio ${REID_HAVE_MATIO}")
+               "TensorBoard ${REID_HAVE_TENSORBOARD}, matio ${REID_HAVE_MATIO}, "
+               "c10d ${REID_HAVE_C10D} (gloo ${REID_HAVE_GLOO}, nccl ${REID_HAVE_NCCL})")

@@ -16,3 +16,14 @@ run(${CMAKE_COMMAND} -S ${REID_SOURCE_DIR}/examples/consumer -B ${build}
     "-DCMAKE_PREFIX_PATH=${prefix};${REID_PREFIX_PATH}" -DCMAKE_BUILD_TYPE=Release)
 run(${CMAKE_COMMAND} --build ${build})
 run(${build}/reid_consumer)
+
+# A backbone registered from outside the library, trained through engine::train.
+set(custom ${REID_BINARY_DIR}/consumer-test/custom_model)
+run(${CMAKE_COMMAND} -S ${REID_SOURCE_DIR}/examples/custom_model -B ${custom}
+    "-DCMAKE_PREFIX_PATH=${prefix};${REID_PREFIX_PATH}" -DCMAKE_BUILD_TYPE=Release)
+run(${CMAKE_COMMAND} --build ${custom})
+file(REMOVE_RECURSE ${custom}/run)
+run(${custom}/custom_model ${custom}/run 2)
+if(NOT EXISTS ${custom}/run/model_final.pt)
+  message(FATAL_ERROR "the custom model's training wrote no final weights")
+endif()

@@ -15,7 +15,7 @@ PACKAGES=(
   # toolchain
   build-essential cmake ninja-build ccache pkg-config
   # libraries
-  libtorch-dev libopenblas0-openmp libopencv-dev libyaml-cpp-dev libspdlog-dev libcli11-dev
+  libtorch-dev libgloo-dev libopenblas0-openmp libopencv-dev libyaml-cpp-dev libspdlog-dev libcli11-dev
   libgtest-dev libmatio-dev libprotobuf-dev protobuf-compiler
   # Python side: weight-interop tests and the side-by-side baselines in bench/
   python3 python3-numpy python3-torch python3-torchvision python3-pil

@@ -1,5 +1,6 @@
 #include "cli.h"
 
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
@@ -51,8 +52,7 @@ Config load_config(const CommonOptions& options) {
   return config::load_config(options.config_file, overrides);
 }
 
-bool prepare_run(const Config& config, const CommonOptions& options, const std::string& tool,
-                 const std::string& config_name) {
+bool print_requested(const Config& config, const CommonOptions& options) {
   if (options.print_config) {
     std::cout << config::to_yaml(config);
     return true;
@@ -61,6 +61,21 @@ bool prepare_run(const Config& config, const CommonOptions& options, const std::
     for (const auto& key : config::list_keys())
       std::cout << key.path << '\t' << key.type << '\t' << key.default_value << '\n';
     return true;
+  }
+  return false;
+}
+
+bool prepare_run(const Config& config, const CommonOptions& options, const std::string& tool,
+                 const std::string& config_name, int rank) {
+  if (print_requested(config, options)) return true;
+  if (rank > 0) {
+    // Only rank 0 writes files; the others report problems on the console.
+    setup_logging("", options.verbose);
+    logger().set_pattern("[%H:%M:%S] [rank " + std::to_string(rank) + "] %^%l%$ %v");
+    if (!options.verbose) logger().set_level(spdlog::level::warn);
+    set_num_threads(config.threads);
+    seed_everything(static_cast<std::uint64_t>(config.seed));
+    return false;
   }
   const std::filesystem::path out(config.output_dir);
   setup_logging((out / "log.txt").string(), options.verbose);
@@ -99,7 +114,11 @@ int run_main(const std::function<int()>& body) {
     return body();
   } catch (const std::exception& error) {
     const std::string message = describe_exception(error);
-    std::cerr << "error: " << message << std::endl;
+    // In a multi-process job every rank may fail: say which one is talking.
+    const char* rank = std::getenv("RANK");
+    const char* world = std::getenv("WORLD_SIZE");
+    const bool several = rank && world && std::string(world) != "1" && std::string(world) != "0";
+    std::cerr << "error: " << (several ? "[rank " + std::string(rank) + "] " : std::string()) << message << std::endl;
     log_error_to_file(message);
     return 1;
   } catch (...) {

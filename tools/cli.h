@@ -40,9 +40,13 @@ Config load_config(const CommonOptions& options);
 /// Prints the resolved config (--print-config) or the key table (--list-keys) and returns true
 /// when one of them was given. Otherwise sets up
 /// logging to the console and <output_dir>/log.txt, writes <output_dir>/<config_name>, sets the
-/// thread count and seed, logs the environment, and returns false.
+/// thread count and seed, logs the environment, and returns false. A process of rank > 0 in a
+/// multi-process job writes no files and logs only warnings and errors, prefixed with its rank.
 bool prepare_run(const Config& config, const CommonOptions& options, const std::string& tool,
-                 const std::string& config_name = "config.yaml");
+                 const std::string& config_name = "config.yaml", int rank = 0);
+
+/// True when --print-config or --list-keys was given (and prints what they ask for).
+bool print_requested(const Config& config, const CommonOptions& options);
 
 /// Runs `body`, turning any exception into one line on stderr and exit code 1.
 int run_main(const std::function<int()>& body);

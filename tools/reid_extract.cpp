@@ -7,7 +7,7 @@
 #include "reid/core/error.h"
 #include "reid/core/logging.h"
 #include "reid/data/datasets.h"
-#include "reid/engine/trainer.h"
+#include "reid/engine/inference.h"
 
 int main(int argc, char** argv) {
   return reid::tools::run_main([&]() -> int {

@@ -3,7 +3,7 @@
 #include <iostream>
 
 #include "cli.h"
-#include "reid/engine/trainer.h"
+#include "reid/engine/inference.h"
 
 int main(int argc, char** argv) {
   return reid::tools::run_main([&]() -> int {

@@ -175,6 +175,7 @@ void validate_solver(const SolverConfig& s) {
   require(s.fixbase_epochs == 0 || !s.open_layers.empty(), "solver.open_layers",
           "must name the layers trained during solver.fixbase_epochs");
   require_at_least("solver.grad_clip", s.grad_clip, 0.0);
+  require_choice("solver.precision", s.precision, {"float32", "float64"});
   require_at_least("solver.eval_period", s.eval_period, 0);
   require_choice("solver.best_metric", s.best_metric, {"rank1", "map", "minp"});
   require_at_least("solver.checkpoint_period", s.checkpoint_period, 0);
@@ -206,6 +207,9 @@ void Config::validate() const {
   validate_loss(loss, sampler);
   validate_solver(solver);
   validate_test(test);
+  require_choice("distributed.backend", distributed.backend, {"auto", "gloo", "nccl"});
+  require_at_least("distributed.timeout", distributed.timeout, 1);
+  require_positive("distributed.bucket_mb", distributed.bucket_mb);
   require(!output_dir.empty(), "output_dir", "must not be empty");
   require_at_least("seed", seed, 0);
   require_at_least("threads", threads, 0);

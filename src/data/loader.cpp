@@ -28,8 +28,15 @@ DataLoader::~DataLoader() {
 }
 
 void DataLoader::start(std::vector<std::vector<int64_t>> batches, uint64_t seed, int64_t first_position) {
+  std::vector<LoadJob> jobs;
+  jobs.reserve(batches.size());
+  for (auto& batch : batches) jobs.push_back({std::move(batch), 0});
+  start_jobs(std::move(jobs), seed, first_position);
+}
+
+void DataLoader::start_jobs(std::vector<LoadJob> batches, uint64_t seed, int64_t first_position) {
   for (const auto& batch : batches)
-    for (int64_t index : batch)
+    for (int64_t index : batch.indices)
       TORCH_CHECK(index >= 0 && index < static_cast<int64_t>(records_->size()), "record index ", index,
                   " out of range [0, ", records_->size(), ")");
   {
@@ -45,7 +52,8 @@ void DataLoader::start(std::vector<std::vector<int64_t>> batches, uint64_t seed,
   work_ready_.notify_all();
 }
 
-Batch DataLoader::load(const std::vector<int64_t>& indices, uint64_t seed, int64_t position) const {
+Batch DataLoader::load(const std::vector<int64_t>& indices, uint64_t seed, int64_t position,
+                       int64_t first_slot) const {
   const auto& o = transform_.options();
   const int64_t n = static_cast<int64_t>(indices.size());
   auto tensor_options = torch::TensorOptions().dtype(torch::kFloat).pinned_memory(options_.pin_memory);
@@ -59,7 +67,7 @@ Batch DataLoader::load(const std::vector<int64_t>& indices, uint64_t seed, int64
   int64_t row = 0;
   for (int64_t slot = 0; slot < n; ++slot) {
     const ImageRecord& record = (*records_)[static_cast<std::size_t>(indices[static_cast<std::size_t>(slot)])];
-    Rng rng(mix_seed(batch_seed, static_cast<uint64_t>(slot)));
+    Rng rng(mix_seed(batch_seed, static_cast<uint64_t>(first_slot + slot)));
     try {
       transform_.apply(read_image(record.path), data + row * stride, rng);
     } catch (const IOError&) {
@@ -97,13 +105,13 @@ void DataLoader::work() {
     if (stop_) return;
     const std::size_t job = next_job_++;
     const uint64_t generation = generation_;
-    const std::vector<int64_t> indices = jobs_[job];
+    const LoadJob work = jobs_[job];
     const uint64_t seed = seed_;
     const int64_t position = first_position_ + static_cast<int64_t>(job);
     lock.unlock();
     Result result;
     try {
-      result.batch = load(indices, seed, position);
+      result.batch = load(work.indices, seed, position, work.first_slot);
     } catch (...) {
       result.error = std::current_exception();
     }
@@ -117,16 +125,16 @@ void DataLoader::work() {
 
 std::optional<Batch> DataLoader::next() {
   if (threads_.empty()) {
-    std::vector<int64_t> indices;
+    LoadJob work;
     int64_t position = 0;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (delivered_ >= jobs_.size()) return std::nullopt;
-      indices = jobs_[delivered_];
+      work = jobs_[delivered_];
       position = first_position_ + static_cast<int64_t>(delivered_);
       ++delivered_;
     }
-    return load(indices, seed_, position);
+    return load(work.indices, seed_, position, work.first_slot);
   }
   std::unique_lock<std::mutex> lock(mutex_);
   if (delivered_ >= jobs_.size()) return std::nullopt;

@@ -4,6 +4,7 @@
 
 #include "reid/core/error.h"
 #include "reid/core/logging.h"
+#include "reid/core/runtime.h"
 #include "reid/models/weights.h"
 
 namespace reid::engine {
@@ -66,6 +67,10 @@ models::ModelOptions model_options(const Config& config, int64_t num_classes) {
                 .subcenters(m.subcenters));
 }
 
+torch::ScalarType model_dtype(const Config& config) {
+  return config.solver.precision == "float64" ? torch::kDouble : torch::kFloat;
+}
+
 models::ReidModel build_model(const Config& config, int64_t num_classes, const torch::Device& device,
                               const models::ModelRegistry& models) {
   if (!models.contains(config.model.name))
@@ -74,6 +79,15 @@ models::ReidModel build_model(const Config& config, int64_t num_classes, const t
   if (!config.model.pretrained.empty())
     models::load_weights(*model, config.model.pretrained, config.model.pretrained_strict);
   model->to(device);
+  const auto dtype = model_dtype(config);
+  if (dtype != torch::kFloat) {
+    // Module::to(dtype) would also convert integer buffers (num_batches_tracked).
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->parameters())
+      if (p.is_floating_point()) p.set_data(p.to(dtype));
+    for (auto& b : model->buffers())
+      if (b.is_floating_point()) b.set_data(b.to(dtype));
+  }
   return model;
 }
 
@@ -93,6 +107,65 @@ losses::LossSetOptions loss_options(const Config& config, int64_t num_classes, i
       .feature_dim(feature_dim);
 }
 
+OptimizerOptions optimizer_options(const Config& config) {
+  const auto& s = config.solver;
+  OptimizerOptions o;
+  o.name = s.optimizer;
+  o.lr = s.base_lr;
+  o.weight_decay = s.weight_decay;
+  o.no_decay_norm_bias = s.no_decay_norm_bias;
+  o.bias_lr_factor = s.bias_lr_factor;
+  o.momentum = s.momentum;
+  o.nesterov = s.nesterov;
+  o.beta1 = s.adam_beta1;
+  o.beta2 = s.adam_beta2;
+  return o;
+}
+
+ScheduleOptions schedule_options(const Config& config) {
+  const auto& s = config.solver;
+  ScheduleOptions o;
+  o.name = s.scheduler;
+  o.milestones = s.milestones;
+  o.gamma = s.gamma;
+  o.flat_epochs = s.flat_epochs;
+  o.min_factor = s.min_lr / s.base_lr;
+  o.warmup_epochs = s.warmup_epochs;
+  o.warmup_factor = s.warmup_factor;
+  o.max_epochs = s.max_epochs;
+  return o;
+}
+
+TrainerOptions trainer_options(const Config& config) {
+  const auto& s = config.solver;
+  return TrainerOptions()
+      .max_epochs(s.max_epochs)
+      .schedule(schedule_options(config))
+      .fixbase_epochs(s.fixbase_epochs)
+      .open_layers(s.open_layers)
+      .grad_clip(s.grad_clip)
+      .amp(s.amp)
+      .dtype(model_dtype(config))
+      .channels_last(s.channels_last)
+      .log_period(s.log_period)
+      .seed(static_cast<uint64_t>(config.seed))
+      .bucket_mb(config.distributed.bucket_mb);
+}
+
+std::vector<AuxiliaryOptimizer> auxiliary_optimizers(const Config& config, losses::LossSetImpl& loss) {
+  std::vector<AuxiliaryOptimizer> out;
+  if (loss.center()) {
+    // BoT: the centres learn at their own rate, undoing the loss weight in their gradient.
+    AuxiliaryOptimizer center;
+    center.name = "center_optimizer";
+    center.optimizer = std::make_unique<torch::optim::SGD>(loss.center()->parameters(),
+                                                           torch::optim::SGDOptions(config.loss.center.lr));
+    center.grad_scale = 1.0 / config.loss.center.weight;
+    out.push_back(std::move(center));
+  }
+  return out;
+}
+
 eval::RetrievalOptions retrieval_options(const Config& config, const std::string& dataset) {
   const auto& t = config.test;
   eval::RetrievalOptions o;
@@ -106,6 +179,62 @@ eval::RetrievalOptions retrieval_options(const Config& config, const std::string
   o.eval.max_rank = t.max_rank;
   o.eval.roc = t.roc;
   return o;
+}
+
+EvaluationOptions evaluation_options(const Config& config, const torch::Device& device) {
+  const auto& t = config.test;
+  EvaluationOptions o;
+  o.transform = transform_options(config, false);
+  o.extract.batch_size = t.batch_size;
+  o.extract.workers = config.data.workers;
+  o.extract.flip = t.flip;
+  o.extract.device = device;
+  o.extract.channels_last = config.solver.channels_last;
+  o.extract.dtype = model_dtype(config);
+  o.retrieval = retrieval_options(config, "");
+  if (config.data.cuhk03.classic_split) o.single_gallery_shot.push_back("cuhk03");
+  o.ranks = t.ranks;
+  o.save_features = t.save_features;
+  o.visualize = t.visualize;
+  o.visualize_topk = t.visualize_topk;
+  return o;
+}
+
+DistributedOptions distributed_options(const Config& config, const std::optional<DistributedOptions>& launcher) {
+  DistributedOptions o = launcher.value_or(DistributedOptions());
+  o.backend = config.distributed.backend;
+  o.timeout = std::chrono::milliseconds(static_cast<int64_t>(config.distributed.timeout) * 1000);
+  return o;
+}
+
+torch::Device rank_device(const Config& config, const DistributedOptions& job) {
+  if (config.device == "cuda" && job.world_size > 1) {
+    const int count = static_cast<int>(torch::cuda::device_count());
+    if (count == 0) return parse_device(config.device);  // names the problem
+    return parse_device("cuda:" + std::to_string(job.local_rank % count));
+  }
+  return parse_device(config.device);
+}
+
+void check_batch_split(const Config& config, int world_size) {
+  if (world_size <= 1) return;
+  const int batch = config.data.batch_size;
+  const std::string processes = std::to_string(world_size) + " processes";
+  if (config.sampler.name == "random") {
+    if (batch % world_size != 0)
+      throw ConfigError("data.batch_size", "the global batch of " + std::to_string(batch) +
+                                               " images does not split evenly over " + processes +
+                                               " (use a multiple of " + std::to_string(world_size) + ")");
+    return;
+  }
+  const int k = config.sampler.num_instances, p = batch / k;
+  if (p % world_size != 0)
+    throw ConfigError("data.batch_size",
+                      "the global batch of " + std::to_string(batch) + " images holds " + std::to_string(p) +
+                          " identities x " + std::to_string(k) + " images (sampler.num_instances), and " +
+                          std::to_string(p) + " identities do not split over " + processes +
+                          " in whole identities (use a batch of " + std::to_string(world_size * k) +
+                          " x n images)");
 }
 
 data::LoaderOptions loader_options(const Config& config, bool cuda) {

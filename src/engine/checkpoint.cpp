@@ -8,10 +8,12 @@
 
 #include "reid/core/error.h"
 #include "reid/utils/files.h"
+#include "reid/utils/strings.h"
 
 namespace reid::engine {
 namespace {
 
+// v1 keys are kept (older checkpoints load); per-rank states and the world size are optional.
 const char* kFormat = "libreid-checkpoint-v1";
 
 void write_int(torch::serialize::OutputArchive& archive, const std::string& key, int64_t value) {
@@ -24,11 +26,7 @@ int64_t read_int(torch::serialize::InputArchive& archive, const std::string& key
   return t.item<int64_t>();
 }
 
-}  // namespace
-
-void save_checkpoint(const std::string& path, const TrainingState& state, const Trainables& objects) {
-  TORCH_CHECK(objects.model && objects.optimizer, "a checkpoint needs the model and the optimizer");
-  torch::serialize::OutputArchive archive;
+void write_state(torch::serialize::OutputArchive& archive, const TrainingState& state) {
   archive.write("format", c10::IValue(std::string(kFormat)));
   write_int(archive, "epoch", state.epoch);
   write_int(archive, "iteration", state.iteration);
@@ -39,18 +37,88 @@ void save_checkpoint(const std::string& path, const TrainingState& state, const 
   write_int(archive, "best_epoch", state.best_epoch);
   archive.write("train_seconds", torch::tensor({state.train_seconds}, torch::kDouble));
   write_int(archive, "images", state.images);
+  write_int(archive, "world_size", state.world_size);
   archive.write("config", c10::IValue(state.config_yaml));
-  archive.write("cpu_rng", at::detail::getDefaultCPUGenerator().get_state());
-  auto sub = [&](const char* key, const std::function<void(torch::serialize::OutputArchive&)>& fill) {
-    torch::serialize::OutputArchive child;
-    fill(child);
-    archive.write(key, child);
-  };
-  sub("model", [&](auto& a) { objects.model->save(a); });
-  sub("optimizer", [&](auto& a) { objects.optimizer->save(a); });
-  if (objects.loss) sub("loss", [&](auto& a) { objects.loss->save(a); });
-  if (objects.center_optimizer) sub("center_optimizer", [&](auto& a) { objects.center_optimizer->save(a); });
+}
 
+TrainingState read_state(torch::serialize::InputArchive& archive, const std::string& path) {
+  c10::IValue format;
+  if (!archive.try_read("format", format) || !format.isString() || format.toStringRef() != kFormat)
+    throw IOError(path, "not a LibReID checkpoint");
+  TrainingState state;
+  state.epoch = read_int(archive, "epoch");
+  state.iteration = read_int(archive, "iteration");
+  state.sampler.seed = static_cast<uint64_t>(read_int(archive, "sampler_seed"));
+  state.sampler.epoch = read_int(archive, "sampler_epoch");
+  state.sampler.position = read_int(archive, "sampler_position");
+  torch::Tensor best;
+  archive.read("best_metric", best);
+  state.best_metric = best.item<double>();
+  state.best_epoch = read_int(archive, "best_epoch");
+  // Absent from checkpoints written before they were recorded.
+  c10::IValue value;
+  if (archive.try_read("train_seconds", value) && value.isTensor()) state.train_seconds = value.toTensor().item<double>();
+  if (archive.try_read("images", value) && value.isTensor()) state.images = value.toTensor().item<int64_t>();
+  if (archive.try_read("world_size", value) && value.isTensor()) state.world_size = value.toTensor().item<int64_t>();
+  c10::IValue config;
+  archive.read("config", config);
+  state.config_yaml = config.toStringRef();
+  return state;
+}
+
+template <class F>
+auto guarded_read(const std::string& path, F&& body) {
+  if (!std::filesystem::is_regular_file(path)) throw IOError(path, "checkpoint not found");
+  try {
+    return body();
+  } catch (const IOError&) {
+    throw;
+  } catch (const c10::Error& e) {
+    throw IOError(path, std::string("cannot read the checkpoint (corrupt, or made for another model or "
+                                    "optimizer): ") + e.what_without_backtrace());
+  }
+}
+
+}  // namespace
+
+void Checkpointer::add(const std::string& name, torch::nn::Module& module) {
+  for (const auto& e : entries_) TORCH_CHECK(e.name != name, "checkpoint entry '", name, "' is registered twice");
+  entries_.push_back({name, [&module](auto& a) { module.save(a); }, [&module](auto& a) { module.load(a); }});
+}
+
+void Checkpointer::add(const std::string& name, torch::optim::Optimizer& optimizer) {
+  for (const auto& e : entries_) TORCH_CHECK(e.name != name, "checkpoint entry '", name, "' is registered twice");
+  entries_.push_back({name, [&optimizer](auto& a) { optimizer.save(a); }, [&optimizer](auto& a) { optimizer.load(a); }});
+}
+
+std::vector<std::string> Checkpointer::names() const {
+  std::vector<std::string> out;
+  for (const auto& e : entries_) out.push_back(e.name);
+  return out;
+}
+
+void Checkpointer::save(const std::string& path, const TrainingState& state, const std::vector<RankState>& ranks) const {
+  torch::serialize::OutputArchive archive;
+  write_state(archive, state);
+  archive.write("cpu_rng", at::detail::getDefaultCPUGenerator().get_state());
+  for (const auto& e : entries_) {
+    torch::serialize::OutputArchive child;
+    e.save(child);
+    archive.write(e.name, child);
+  }
+  for (std::size_t r = 0; r < ranks.size(); ++r) {
+    torch::serialize::OutputArchive child;
+    child.write("rng", ranks[r].rng);
+    // Buffer names hold dots, which archive keys cannot: names in one string, tensors by index.
+    std::string names;
+    int64_t index = 0;
+    for (const auto& b : ranks[r].buffers) {
+      names += b.first + "\n";
+      child.write("buffer" + std::to_string(index++), b.second, /*is_buffer=*/true);
+    }
+    child.write("buffer_names", c10::IValue(names));
+    archive.write("rank" + std::to_string(r), child);
+  }
   utils::write_atomically(path, "the checkpoint", [&](const std::string& temporary) {
     try {
       archive.save_to(temporary);
@@ -60,51 +128,50 @@ void save_checkpoint(const std::string& path, const TrainingState& state, const 
   });
 }
 
-TrainingState load_checkpoint(const std::string& path, const Trainables& objects) {
-  if (!std::filesystem::is_regular_file(path)) throw IOError(path, "checkpoint not found");
-  TrainingState state;
-  try {
+TrainingState Checkpointer::load(const std::string& path, std::vector<RankState>* ranks) const {
+  return guarded_read(path, [&] {
     torch::serialize::InputArchive archive;
     archive.load_from(path);
-    c10::IValue format;
-    if (!archive.try_read("format", format) || !format.isString() || format.toStringRef() != kFormat)
-      throw IOError(path, "not a LibReID checkpoint");
-    state.epoch = read_int(archive, "epoch");
-    state.iteration = read_int(archive, "iteration");
-    state.sampler.seed = static_cast<uint64_t>(read_int(archive, "sampler_seed"));
-    state.sampler.epoch = read_int(archive, "sampler_epoch");
-    state.sampler.position = read_int(archive, "sampler_position");
-    torch::Tensor best;
-    archive.read("best_metric", best);
-    state.best_metric = best.item<double>();
-    state.best_epoch = read_int(archive, "best_epoch");
-    // Absent from checkpoints written before they were recorded: count from zero then.
-    c10::IValue seconds, images;
-    if (archive.try_read("train_seconds", seconds) && seconds.isTensor()) state.train_seconds = seconds.toTensor().item<double>();
-    if (archive.try_read("images", images) && images.isTensor()) state.images = images.toTensor().item<int64_t>();
-    c10::IValue config;
-    archive.read("config", config);
-    state.config_yaml = config.toStringRef();
+    TrainingState state = read_state(archive, path);
     torch::Tensor rng;
     archive.read("cpu_rng", rng);
-    auto sub = [&](const char* key, const std::function<void(torch::serialize::InputArchive&)>& use) {
+    for (const auto& e : entries_) {
       torch::serialize::InputArchive child;
-      if (!archive.try_read(key, child)) throw IOError(path, std::string("the checkpoint has no ") + key);
-      use(child);
-    };
-    sub("model", [&](auto& a) { objects.model->load(a); });
-    sub("optimizer", [&](auto& a) { objects.optimizer->load(a); });
-    if (objects.loss) sub("loss", [&](auto& a) { objects.loss->load(a); });
-    if (objects.center_optimizer) sub("center_optimizer", [&](auto& a) { objects.center_optimizer->load(a); });
+      if (!archive.try_read(e.name, child)) throw IOError(path, "the checkpoint has no " + e.name);
+      e.load(child);
+    }
+    if (ranks) {
+      ranks->clear();
+      for (int64_t r = 0; r < state.world_size && state.world_size > 1; ++r) {
+        torch::serialize::InputArchive child;
+        if (!archive.try_read("rank" + std::to_string(r), child)) break;
+        RankState rank;
+        child.read("rng", rank.rng);
+        c10::IValue names;
+        if (child.try_read("buffer_names", names) && names.isString()) {
+          int64_t index = 0;
+          for (const auto& name : utils::split(names.toStringRef(), '\n')) {
+            if (name.empty()) continue;
+            torch::Tensor t;
+            child.read("buffer" + std::to_string(index++), t, /*is_buffer=*/true);
+            rank.buffers[name] = t;
+          }
+        }
+        ranks->push_back(std::move(rank));
+      }
+    }
     auto generator = at::detail::getDefaultCPUGenerator();
     generator.set_state(rng);
-  } catch (const IOError&) {
-    throw;
-  } catch (const c10::Error& e) {
-    throw IOError(path, std::string("cannot read the checkpoint (corrupt, or made for another model or "
-                                    "optimizer): ") + e.what_without_backtrace());
-  }
-  return state;
+    return state;
+  });
+}
+
+TrainingState read_training_state(const std::string& path) {
+  return guarded_read(path, [&] {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path);
+    return read_state(archive, path);
+  });
 }
 
 }  // namespace reid::engine

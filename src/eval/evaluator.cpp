@@ -55,7 +55,7 @@ FeatureSet extract_features(models::ReidModelImpl& model, const data::RecordList
   {
     torch::NoGradGuard no_grad;
     while (auto batch = loader.next()) {
-      auto images = batch->images.to(options.device, /*non_blocking=*/true);
+      auto images = batch->images.to(options.device, options.dtype, /*non_blocking=*/true);
       if (options.channels_last) images = images.contiguous(at::MemoryFormat::ChannelsLast);
       auto f = model.forward(images).feature;
       if (options.flip) f = (f + model.forward(images.flip({3})).feature) / 2.0;

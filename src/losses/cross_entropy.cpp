@@ -24,9 +24,9 @@ torch::Tensor cross_entropy_label_smooth(const torch::Tensor& logits, const torc
   return ((1.0 - epsilon) * nll + epsilon * uniform).mean();
 }
 
-double accuracy(const torch::Tensor& logits, const torch::Tensor& targets) {
-  if (logits.size(0) == 0) return 0.0;
-  return logits.argmax(1).eq(targets.to(torch::kLong)).to(torch::kDouble).mean().item<double>();
+torch::Tensor accuracy(const torch::Tensor& logits, const torch::Tensor& targets) {
+  if (logits.size(0) == 0) return torch::zeros({}, logits.options().dtype(torch::kDouble));
+  return logits.argmax(1).eq(targets.to(logits.device(), torch::kLong)).to(torch::kDouble).mean();
 }
 
 }  // namespace reid::losses

@@ -32,19 +32,19 @@ LossResult LossSetImpl::forward(const models::ReidOutput& output, const torch::T
                 "the ce loss needs logits: build the model with num_classes > 0 and train mode");
     const auto value = cross_entropy_label_smooth(output.logits, targets, options_.ce_epsilon());
     weighted.push_back(options_.ce_weight() * value);
-    result.terms.emplace_back("ce", value.item<double>());
+    result.terms.emplace_back("ce", value.detach());
     result.stats.emplace_back("accuracy", accuracy(output.logits.detach(), targets));
   }
   if (triplet_) {
     const auto triplet = batch_hard_triplet(output.global_feat, targets, options_.triplet());
     weighted.push_back(options_.triplet_weight() * triplet.loss);
-    result.terms.emplace_back("triplet", triplet.loss.item<double>());
+    result.terms.emplace_back("triplet", triplet.loss.detach());
     result.stats.emplace_back("triplet_active", triplet.active_fraction);
   }
   if (center_) {
     const auto value = center_->forward(output.global_feat, targets);
     weighted.push_back(options_.center_weight() * value);
-    result.terms.emplace_back("center", value.item<double>());
+    result.terms.emplace_back("center", value.detach());
   }
   result.total = weighted.front();
   for (std::size_t i = 1; i < weighted.size(); ++i) result.total = result.total + weighted[i];

@@ -44,17 +44,17 @@ TripletResult batch_hard_triplet(const torch::Tensor& features, const torch::Ten
   TripletResult result;
   result.hardest_positive = torch::where(positive.any(1), ap_index, torch::full_like(ap_index, -1));
   result.hardest_negative = torch::where(negative.any(1), an_index, torch::full_like(an_index, -1));
-  result.valid_anchors = valid.sum().item<int64_t>();
-  if (result.valid_anchors == 0) {
-    result.loss = features.sum() * 0.0;
-    return result;
-  }
-  const auto gap = d_ap.masked_select(valid) - d_an.masked_select(valid);
-  if (options.margin() > 0.0)
-    result.loss = torch::relu(gap + options.margin()).mean();
-  else
-    result.loss = torch::nn::functional::softplus(gap).mean();
-  result.active_fraction = (gap + options.margin()).gt(0).to(torch::kDouble).mean().item<double>();
+  result.valid_anchors = valid.sum();
+  // Masked means instead of selecting the valid anchors: no data-dependent shape, so nothing
+  // waits for the device. Invalid anchors get a zero gap and weight 0.
+  const auto weight = valid.to(dist.scalar_type());
+  const auto count = weight.sum().clamp_min(1.0);
+  const auto gap = torch::where(valid, d_ap - d_an, torch::zeros_like(d_ap));
+  const auto per_anchor = options.margin() > 0.0 ? torch::relu(gap + options.margin())
+                                                 : torch::nn::functional::softplus(gap);
+  result.loss = (per_anchor * weight).sum() / count;
+  result.active_fraction =
+      ((gap + options.margin()).gt(0).logical_and(valid).to(torch::kDouble).sum() / count.to(torch::kDouble)).detach();
   return result;
 }
 

@@ -156,7 +156,7 @@ void ReidHead::build(torch::nn::Module& owner, int64_t in_channels, const HeadOp
   if (bnneck) {
     // BoT's BNNeck: the BN shift is frozen at zero so that f_i stays centred for the
     // classifier while the triplet loss works on f_t.
-    bottleneck_ = owner.register_module("bottleneck", torch::nn::BatchNorm1d(feature_dim_));
+    bottleneck_ = owner.register_module("bottleneck", BatchNorm1d(feature_dim_));
     torch::NoGradGuard no_grad;
     bottleneck_->weight.fill_(1.0);
     bottleneck_->bias.zero_();

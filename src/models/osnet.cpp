@@ -24,10 +24,10 @@ void init_osnet_parameters(torch::nn::Module& root) {
     if (auto* c = module->as<torch::nn::Conv2d>()) {
       torch::nn::init::kaiming_normal_(c->weight, 0.0, torch::kFanOut, torch::kReLU);
       if (c->bias.defined()) c->bias.zero_();
-    } else if (auto* b2 = module->as<torch::nn::BatchNorm2d>()) {
+    } else if (auto* b2 = module->as<BatchNorm2d>()) {
       b2->weight.fill_(1.0);
       b2->bias.zero_();
-    } else if (auto* b1 = module->as<torch::nn::BatchNorm1d>()) {
+    } else if (auto* b1 = module->as<BatchNorm1d>()) {
       b1->weight.fill_(1.0);
       b1->bias.zero_();
     } else if (auto* l = module->as<torch::nn::Linear>()) {
@@ -49,7 +49,7 @@ ConvBNImpl::ConvBNImpl(const ConvBNOptions& o) : relu_(o.relu()) {
     in = register_module(
         "bn", torch::nn::InstanceNorm2d(torch::nn::InstanceNorm2dOptions(o.out_channels()).affine(true)));
   else
-    bn = register_module("bn", torch::nn::BatchNorm2d(o.out_channels()));
+    bn = register_module("bn", BatchNorm2d(o.out_channels()));
 }
 
 torch::Tensor ConvBNImpl::forward(const torch::Tensor& x) {
@@ -61,7 +61,7 @@ torch::Tensor ConvBNImpl::forward(const torch::Tensor& x) {
 LiteConv3x3Impl::LiteConv3x3Impl(int64_t in_channels, int64_t out_channels) {
   conv1 = register_module("conv1", conv(in_channels, out_channels, 1));
   conv2 = register_module("conv2", conv(out_channels, out_channels, 3, 1, 1, out_channels));
-  bn = register_module("bn", torch::nn::BatchNorm2d(out_channels));
+  bn = register_module("bn", BatchNorm2d(out_channels));
 }
 
 torch::Tensor LiteConv3x3Impl::forward(const torch::Tensor& x) {
@@ -174,7 +174,7 @@ OSNetImpl::OSNetImpl(const OSNetOptions& o, const std::string& name)
   std::function<torch::Tensor(const torch::Tensor&)> embedding;
   if (o.feature_dim() > 0) {
     fc_ = register_module("fc", torch::nn::Sequential(torch::nn::Linear(c[3], o.feature_dim()),
-                                                      torch::nn::BatchNorm1d(o.feature_dim()),
+                                                      BatchNorm1d(o.feature_dim()),
                                                       torch::nn::ReLU(torch::nn::ReLUOptions(true))));
     embedding = [this](const torch::Tensor& v) { return fc_->forward(v); };
   }

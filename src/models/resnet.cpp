@@ -15,7 +15,7 @@ torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride, 
 IBNImpl::IBNImpl(int64_t planes, double ratio) : half_(static_cast<int64_t>(planes * ratio)) {
   TORCH_CHECK(half_ > 0 && half_ < planes, "IBN needs 0 < ratio * planes < planes");
   IN = register_module("IN", torch::nn::InstanceNorm2d(torch::nn::InstanceNorm2dOptions(half_).affine(true)));
-  BN = register_module("BN", torch::nn::BatchNorm2d(planes - half_));
+  BN = register_module("BN", BatchNorm2d(planes - half_));
 }
 
 torch::Tensor IBNImpl::forward(const torch::Tensor& x) {
@@ -29,15 +29,15 @@ BottleneckImpl::BottleneckImpl(int64_t in_planes, int64_t planes, int64_t stride
   if (ibn)
     bn1_ = torch::nn::AnyModule(register_module("bn1", IBN(planes)));
   else
-    bn1_ = torch::nn::AnyModule(register_module("bn1", torch::nn::BatchNorm2d(planes)));
+    bn1_ = torch::nn::AnyModule(register_module("bn1", BatchNorm2d(planes)));
   conv2_ = register_module("conv2", conv(planes, planes, 3, stride, 1));
-  bn2_ = register_module("bn2", torch::nn::BatchNorm2d(planes));
+  bn2_ = register_module("bn2", BatchNorm2d(planes));
   conv3_ = register_module("conv3", conv(planes, out_planes, 1, 1, 0));
-  bn3_ = register_module("bn3", torch::nn::BatchNorm2d(out_planes));
+  bn3_ = register_module("bn3", BatchNorm2d(out_planes));
   if (stride != 1 || in_planes != out_planes)
     downsample_ = register_module(
         "downsample",
-        torch::nn::Sequential(conv(in_planes, out_planes, 1, stride, 0), torch::nn::BatchNorm2d(out_planes)));
+        torch::nn::Sequential(conv(in_planes, out_planes, 1, stride, 0), BatchNorm2d(out_planes)));
 }
 
 torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
@@ -58,7 +58,7 @@ ResNetImpl::ResNetImpl(const ResNetOptions& o, const std::string& name)
   TORCH_CHECK(o.last_stride() == 1 || o.last_stride() == 2, "last_stride must be 1 or 2 (got ",
               o.last_stride(), ")");
   conv1_ = register_module("conv1", conv(3, 64, 7, 2, 3));
-  bn1_ = register_module("bn1", torch::nn::BatchNorm2d(64));
+  bn1_ = register_module("bn1", BatchNorm2d(64));
   maxpool_ = register_module("maxpool",
                              torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(3).stride(2).padding(1)));
   int64_t in_planes = 64;
@@ -81,7 +81,7 @@ ResNetImpl::ResNetImpl(const ResNetOptions& o, const std::string& name)
     for (auto& module : modules(/*include_self=*/false)) {
       if (auto* c = module->as<torch::nn::Conv2d>())
         torch::nn::init::kaiming_normal_(c->weight, 0.0, torch::kFanOut, torch::kReLU);
-      else if (auto* b = module->as<torch::nn::BatchNorm2d>()) {
+      else if (auto* b = module->as<BatchNorm2d>()) {
         b->weight.fill_(1.0);
         b->bias.zero_();
       }

@@ -82,12 +82,12 @@ ModelSummary summarize(ReidModelImpl& model, int64_t height, int64_t width) {
   summary.width = width;
   const bool was_training = model.is_training();
   model.eval();
-  torch::Device device = torch::kCPU;
+  auto options = torch::TensorOptions();
   for (const auto& p : model.parameters()) {
-    device = p.device();
+    options = options.device(p.device()).dtype(p.scalar_type());
     break;
   }
-  const auto input = torch::zeros({1, 3, height, width}, torch::TensorOptions().device(device));
+  const auto input = torch::zeros({1, 3, height, width}, options);
   summary.mult_adds = count_mult_adds([&] {
     torch::NoGradGuard no_grad;
     model.forward(input);

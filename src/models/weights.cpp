@@ -132,4 +132,13 @@ void save_weights(const torch::nn::Module& module, const std::string& path) {
   write_state_dict(state_dict(module), path);
 }
 
+void check_finite(const torch::nn::Module& module, const std::string& what) {
+  std::vector<std::string> bad;
+  for (const auto& entry : state_dict(module))
+    if (entry.second.is_floating_point() && !entry.second.isfinite().all().item<bool>()) bad.push_back(entry.first);
+  if (!bad.empty())
+    throw Error(what + " has non-finite values (NaN or infinity) in " + std::to_string(bad.size()) + " tensor(s): " +
+                listed(bad) + "; not written (lower the learning rate, or enable solver.grad_clip)");
+}
+
 }  // namespace reid::models

@@ -15,7 +15,8 @@
 #include "reid/engine/builders.h"
 #include "reid/engine/checkpoint.h"
 #include "reid/engine/tensorboard.h"
-#include "reid/engine/trainer.h"
+#include "reid/engine/inference.h"
+#include "reid/engine/run.h"
 #include "reid/eval/npy.h"
 #include "reid/models/weights.h"
 #include "support.h"
@@ -218,10 +219,16 @@ TEST(Checkpoint, RoundTripsTheStateAndTheRunTotals) {
   state.images = 960;
   state.config_yaml = "seed: 7\n";
   const std::string path = (dir / "last.ckpt").string();
-  save_checkpoint(path, state, {model.get(), &optimizer});
+  Checkpointer writer;
+  writer.add("model", *model);
+  writer.add("optimizer", optimizer);
+  writer.save(path, state);
   torch::nn::Linear other(3, 2);
   torch::optim::Adam other_optimizer(other->parameters(), torch::optim::AdamOptions(0.1));
-  const TrainingState back = load_checkpoint(path, {other.get(), &other_optimizer});
+  Checkpointer reader;
+  reader.add("model", *other);
+  reader.add("optimizer", other_optimizer);
+  const TrainingState back = reader.load(path);
   EXPECT_EQ(back.epoch, 3);
   EXPECT_EQ(back.iteration, 30);
   EXPECT_EQ(back.sampler.seed, 7u);

@@ -45,7 +45,8 @@ TEST(CrossEntropy, RejectsBadInput) {
 
 TEST(Accuracy, CountsArgmaxHits) {
   EXPECT_DOUBLE_EQ(accuracy(torch::tensor({{1.0, 2.0}, {3.0, 0.0}, {0.0, 1.0}}),
-                            torch::tensor({1, 1, 1}, torch::kLong)),
+                            torch::tensor({1, 1, 1}, torch::kLong))
+                       .item<double>(),
                    2.0 / 3.0);
 }
 

@@ -24,14 +24,14 @@ TEST(LossSet, WeightedSumOfNamedTerms) {
   EXPECT_EQ(r.terms[0].first, "ce");
   EXPECT_EQ(r.terms[1].first, "triplet");
   const double ce = cross_entropy_label_smooth(out.logits, targets, 0.0).item<double>();
-  EXPECT_NEAR(r.terms[0].second, ce, 1e-12);
-  EXPECT_NEAR(r.terms[1].second, 5.3 / 4, 1e-9);
+  EXPECT_NEAR(r.terms[0].second.item<double>(), ce, 1e-12);
+  EXPECT_NEAR(r.terms[1].second.item<double>(), 5.3 / 4, 1e-9);
   EXPECT_NEAR(r.total.item<double>(), 0.5 * ce + 2.0 * 5.3 / 4, 1e-9);
   ASSERT_EQ(r.stats.size(), 2u);
   EXPECT_EQ(r.stats[0].first, "accuracy");
-  EXPECT_DOUBLE_EQ(r.stats[0].second, 0.5);  // rows 0 and 3 are right; row 2 ties -> class 0
+  EXPECT_DOUBLE_EQ(r.stats[0].second.item<double>(), 0.5);  // rows 0 and 3 are right; row 2 ties -> class 0
   EXPECT_EQ(r.stats[1].first, "triplet_active");
-  EXPECT_DOUBLE_EQ(r.stats[1].second, 0.25);
+  EXPECT_DOUBLE_EQ(r.stats[1].second.item<double>(), 0.25);
 }
 
 TEST(LossSet, CenterTermOwnsItsCentres) {
@@ -45,7 +45,7 @@ TEST(LossSet, CenterTermOwnsItsCentres) {
   out.global_feat = out.global_feat.to(torch::kFloat);
   const auto r = set->forward(out, torch::tensor({0, 0, 1, 1}, torch::kLong));
   // (0 + 1 + 1 + 64) / 4 = 16.5, weighted 0.5.
-  EXPECT_NEAR(r.terms[0].second, 16.5, 1e-5);
+  EXPECT_NEAR(r.terms[0].second.item<double>(), 16.5, 1e-5);
   EXPECT_NEAR(r.total.item<double>(), 8.25, 1e-5);
   EXPECT_EQ(set->parameters().size(), 1u);
 }

@@ -20,8 +20,8 @@ TEST(Triplet, SelectsTheHardestPositiveAndNegative) {
   EXPECT_TRUE(torch::equal(r.hardest_negative, torch::tensor({2, 2, 1, 1}, torch::kLong)));
   // gaps d_ap - d_an: -2, -1, 5, -2 -> only anchor 2 is active: (5 + 0.3) / 4.
   EXPECT_NEAR(r.loss.item<double>(), 5.3 / 4, 1e-9);
-  EXPECT_DOUBLE_EQ(r.active_fraction, 0.25);
-  EXPECT_EQ(r.valid_anchors, 4);
+  EXPECT_DOUBLE_EQ(r.active_fraction.item<double>(), 0.25);
+  EXPECT_EQ(r.valid_anchors.item<int64_t>(), 4);
 }
 
 TEST(Triplet, SoftMarginIsSoftplusOfTheGap) {
@@ -57,14 +57,14 @@ TEST(Triplet, AnchorsWithoutPositiveOrNegativeAreLeftOut) {
   // id 2 appears once: no positive.
   const auto x = torch::tensor({{0.0}, {1.0}, {5.0}}, torch::kDouble);
   const auto r = batch_hard_triplet(x, torch::tensor({0, 0, 2}, torch::kLong), TripletOptions().margin(1.0));
-  EXPECT_EQ(r.valid_anchors, 2);
+  EXPECT_EQ(r.valid_anchors.item<int64_t>(), 2);
   EXPECT_EQ(r.hardest_positive[2].item<int64_t>(), -1);
   // anchors 0 and 1: d_ap 1, d_an 5 and 4 -> relu(1 - 5 + 1) = 0, relu(1 - 4 + 1) = 0.
   EXPECT_NEAR(r.loss.item<double>(), 0.0, 1e-12);
   // One identity only: no negatives anywhere; the loss is a differentiable zero.
   auto y = torch::randn({4, 3}, torch::kDouble).requires_grad_(true);
   const auto none = batch_hard_triplet(y, torch::zeros({4}, torch::kLong));
-  EXPECT_EQ(none.valid_anchors, 0);
+  EXPECT_EQ(none.valid_anchors.item<int64_t>(), 0);
   none.loss.backward();
   EXPECT_TRUE(y.grad().defined());
 }
@@ -77,7 +77,7 @@ TEST(Triplet, WorksForAnyPxKComposition) {
       for (int k = 0; k < pk.second; ++k) labels.push_back(p);
     const auto r = batch_hard_triplet(torch::randn({pk.first * pk.second, 16}),
                                       torch::tensor(labels, torch::kLong));
-    EXPECT_EQ(r.valid_anchors, pk.first * pk.second);
+    EXPECT_EQ(r.valid_anchors.item<int64_t>(), pk.first * pk.second);
     EXPECT_TRUE(std::isfinite(r.loss.item<double>()));
   }
 }

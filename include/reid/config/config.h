@@ -45,6 +45,10 @@ struct ModelConfig {
   double margin = 0.5;
   /// Sub-center ArcFace: centres per class K.
   int subcenters = 3;
+  /// Multi-process training: synchronise batch-norm statistics over all processes (the
+  /// statistics of the global batch), which small per-process P x K batches need. Ignored in
+  /// one process.
+  bool sync_bn = false;
 
   template <class V>
   void visit(V& v) {
@@ -62,6 +66,7 @@ struct ModelConfig {
     v("scale", scale);
     v("margin", margin);
     v("subcenters", subcenters);
+    v("sync_bn", sync_bn);
   }
 };
 
@@ -377,6 +382,10 @@ struct SolverConfig {
   double grad_clip = 0.0;
   /// Mixed precision with bfloat16 autocast (CUDA only; ignored on CPU).
   bool amp = false;
+  /// Floating-point precision of weights and activations: float32, or float64 for numerical
+  /// checks (gradients and data-parallel equivalence to ~1e-12 instead of float32's noise;
+  /// 2-4x slower on CPU, much slower on most GPUs).
+  std::string precision = "float32";
   /// Channels-last memory format for parameters and images: mkldnn (CPU) and cuDNN then skip
   /// layout conversions (OSNet trains ~1.5x faster on CPU).
   bool channels_last = true;
@@ -412,6 +421,7 @@ struct SolverConfig {
     v("fixbase_epochs", fixbase_epochs);
     v("grad_clip", grad_clip);
     v("amp", amp);
+    v("precision", precision);
     v("channels_last", channels_last);
     v("eval_period", eval_period);
     v("best_metric", best_metric);
@@ -476,6 +486,25 @@ struct TestConfig {
   }
 };
 
+/// Multi-process (data-parallel) training (engine/distributed.h). The processes themselves come
+/// from `reid-train --nproc-per-node N` or an external launcher (RANK, WORLD_SIZE, ...).
+struct DistributedConfig {
+  /// Communication backend: auto (nccl on CUDA when available, otherwise gloo), gloo or nccl.
+  std::string backend = "auto";
+  /// Seconds any collective (and the rendezvous) may wait for the other processes before the
+  /// job fails; evaluation on the main process must fit in it.
+  int timeout = 1800;
+  /// Size of the gradient buckets all-reduced while backward runs (MB).
+  double bucket_mb = 25.0;
+
+  template <class V>
+  void visit(V& v) {
+    v("backend", backend);
+    v("timeout", timeout);
+    v("bucket_mb", bucket_mb);
+  }
+};
+
 /// The whole configuration of a run.
 struct Config {
   /// Network and head.
@@ -490,6 +519,8 @@ struct Config {
   SolverConfig solver;
   /// Evaluation.
   TestConfig test;
+  /// Multi-process training.
+  DistributedConfig distributed;
   /// Where logs, metrics, checkpoints and the resolved config are written.
   std::string output_dir = "output";
   /// Seed of every random stream (weights, sampler, augmentation).
@@ -507,6 +538,7 @@ struct Config {
     v("loss", loss);
     v("solver", solver);
     v("test", test);
+    v("distributed", distributed);
     v("output_dir", output_dir);
     v("seed", seed);
     v("device", device);

@@ -53,6 +53,15 @@ struct Batch {
   int64_t skipped = 0;
 };
 
+/// A batch to load: record indices, and the slot of its first image within the whole batch
+/// (image i of the job is augmented as slot first_slot + i). A rank's share of a data-parallel
+/// batch starts after the other ranks' images, so every image gets the augmentation it would
+/// get in one process.
+struct LoadJob {
+  std::vector<int64_t> indices;
+  int64_t first_slot = 0;
+};
+
 /// Loads batches of records through a Transform.
 class DataLoader {
  public:
@@ -64,12 +73,14 @@ class DataLoader {
   /// Starts loading `batches` (record indices) in order, dropping whatever an earlier run had
   /// not delivered. Batch i of this run is augmented with seed mix_seed(seed, first_position + i).
   void start(std::vector<std::vector<int64_t>> batches, uint64_t seed, int64_t first_position = 0);
+  /// start() with explicit slots (see LoadJob).
+  void start_jobs(std::vector<LoadJob> jobs, uint64_t seed, int64_t first_position = 0);
 
   /// The next batch in order, or nullopt when the run is complete. Re-throws a worker's error.
   std::optional<Batch> next();
 
   /// Loads one batch synchronously in the calling thread.
-  Batch load(const std::vector<int64_t>& indices, uint64_t seed, int64_t position) const;
+  Batch load(const std::vector<int64_t>& indices, uint64_t seed, int64_t position, int64_t first_slot = 0) const;
 
   /// Images skipped as unreadable since construction.
   int64_t skipped() const;
@@ -91,7 +102,7 @@ class DataLoader {
   std::condition_variable work_ready_, result_ready_;
   bool stop_ = false;
   uint64_t generation_ = 0;
-  std::vector<std::vector<int64_t>> jobs_;
+  std::vector<LoadJob> jobs_;
   uint64_t seed_ = 0;
   int64_t first_position_ = 0;
   std::size_t next_job_ = 0, delivered_ = 0;

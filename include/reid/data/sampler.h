@@ -38,6 +38,11 @@ class Sampler {
   std::vector<std::vector<int64_t>> remaining();
   /// Number of batches in the current epoch.
   int64_t batches_in_epoch();
+  /// Images per batch.
+  virtual int64_t batch_size() const = 0;
+  /// Consecutive images of a batch that belong together and must not be split between the
+  /// processes of a data-parallel job (an identity's K images; 1 for the random sampler).
+  virtual int64_t group_size() const { return 1; }
 
   SamplerState state() const { return state_; }
   void load_state(const SamplerState& state);
@@ -54,6 +59,7 @@ class RandomSampler : public Sampler {
  public:
   RandomSampler(int64_t num_records, int64_t batch_size, bool drop_last, uint64_t seed);
   std::vector<std::vector<int64_t>> plan(int64_t epoch) const override;
+  int64_t batch_size() const override { return batch_size_; }
 
  private:
   int64_t num_records_, batch_size_;
@@ -70,6 +76,8 @@ class IdentitySampler : public Sampler {
   IdentitySampler(RecordList records, int64_t batch_size, int64_t num_instances, uint64_t seed,
                   bool cross_camera = false);
   std::vector<std::vector<int64_t>> plan(int64_t epoch) const override;
+  int64_t batch_size() const override { return batch_size_; }
+  int64_t group_size() const override { return num_instances_; }
 
  private:
   RecordList records_;

@@ -4,6 +4,7 @@
 /// only place (with config/ and the executables) that knows the Config layout.
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,11 @@
 #include "reid/data/loader.h"
 #include "reid/data/sampler.h"
 #include "reid/data/transforms.h"
+#include "reid/engine/distributed.h"
+#include "reid/engine/inference.h"
+#include "reid/engine/optim.h"
+#include "reid/engine/registries.h"
+#include "reid/engine/trainer.h"
 #include "reid/eval/evaluator.h"
 #include "reid/losses/loss_set.h"
 #include "reid/models/model.h"
@@ -27,22 +33,54 @@ data::TransformOptions transform_options(const Config& config, bool train);
 /// Model options for `num_classes` identities (0: feature extractor only).
 models::ModelOptions model_options(const Config& config, int64_t num_classes);
 
+/// Floating-point type of parameters and activations (solver.precision).
+torch::ScalarType model_dtype(const Config& config);
+
 /// Builds the configured network (registry `models`), loads model.pretrained if set, and
-/// returns it on `device`. Unknown names are a ConfigError on model.name.
+/// returns it on `device` in model_dtype(). Unknown names are a ConfigError on model.name.
 models::ReidModel build_model(const Config& config, int64_t num_classes, const torch::Device& device,
                               const models::ModelRegistry& models = models::builtin_models());
 
 /// Loss-set options for a model with `num_classes` identities and `feature_dim`-wide global features.
 losses::LossSetOptions loss_options(const Config& config, int64_t num_classes, int64_t feature_dim);
 
-/// Retrieval options (metric, normalisation, expansion, re-ranking, ROC, max rank).
+/// Optimiser options of the model (solver section).
+OptimizerOptions optimizer_options(const Config& config);
+
+/// Learning-rate schedule (solver section).
+ScheduleOptions schedule_options(const Config& config);
+
+/// The loop's options (epochs, schedule, freeze-then-open, clipping, AMP, periods, seed).
+TrainerOptions trainer_options(const Config& config);
+
+/// Optimisers of the loss terms' own parameters (the center loss's SGD, its gradient rescaled by
+/// 1 / weight as BoT does); empty when no term has parameters.
+std::vector<AuxiliaryOptimizer> auxiliary_optimizers(const Config& config, losses::LossSetImpl& loss);
+
+/// Retrieval options (metric, normalisation, expansion, re-ranking, ROC, max rank) for `dataset`.
 eval::RetrievalOptions retrieval_options(const Config& config, const std::string& dataset);
+
+/// Evaluation options (test section: extraction, retrieval, outputs) on `device`.
+EvaluationOptions evaluation_options(const Config& config, const torch::Device& device);
 
 /// Loader options (workers, prefetch, pinned memory on CUDA, skipping bad images).
 data::LoaderOptions loader_options(const Config& config, bool cuda);
 
 /// The training sampler over `records`.
 std::unique_ptr<data::Sampler> build_sampler(const Config& config, const data::RecordList& records);
+
+/// The job options: `launcher` (from the launcher variables) with the config's backend and
+/// timeout; a single process when `launcher` is empty.
+DistributedOptions distributed_options(const Config& config, const std::optional<DistributedOptions>& launcher);
+
+/// This rank's device: config.device, with "cuda" meaning cuda:<local_rank> in a multi-process
+/// job (an explicit cuda:N puts every rank on GPU N).
+torch::Device rank_device(const Config& config, const DistributedOptions& job);
+
+/// Throws ConfigError (data.batch_size) when the global batch cannot be split over `world_size`
+/// processes in whole identities (P x K samplers: P must be a multiple of the world size) or in
+/// equal shares (random sampler).
+void check_batch_split(const Config& config, int world_size);
 
 /// Loads every dataset of data.sources (training) or data.targets (testing), with ConfigError
 /// naming data.sources / data.targets for unknown names.

@@ -1,82 +1,230 @@
 #pragma once
 /// @file
-/// The training engine: one explicit loop (train -> epoch -> step) with evaluation and
-/// checkpoints at configured periods, and the test and feature-extraction entry points the
-/// executables call. Optional callbacks let user code watch a run without subclassing.
+/// The training loop: a `Trainer` owns train() -> run_epoch() -> run_step(); everything
+/// periodic (logging, evaluation, checkpoints) is a `TrainHook` called before/after training,
+/// epochs and steps, so adding one never touches the step. The Trainer knows no Config: it
+/// takes typed options and components; `engine::train(const Config&, ...)` (engine/run.h)
+/// builds them from a config.
+///
+/// Process topology is an engine::Distributed, a no-op in one process: the step always calls
+/// the gradient reducer and the meters' collective averages, and one process runs exactly the
+/// single-process computation.
 
-#include <functional>
-#include <map>
+#include <cstdint>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include "reid/config/config.h"
+#include <torch/optim/optimizer.h>
+#include <torch/types.h>
+
+#include "reid/data/loader.h"
 #include "reid/data/records.h"
-#include "reid/engine/recorder.h"
-#include "reid/eval/evaluator.h"
+#include "reid/data/sampler.h"
+#include "reid/data/transforms.h"
+#include "reid/engine/checkpoint.h"
+#include "reid/engine/distributed.h"
+#include "reid/engine/optim.h"
+#include "reid/losses/loss_set.h"
 #include "reid/models/model.h"
 
 namespace reid::engine {
 
-/// Optional observers of a training run.
-struct TrainCallbacks {
-  std::function<void(const IterationStats&)> on_iteration;
-  std::function<void(const EpochStats&)> on_epoch;
-  std::function<void(int64_t epoch, const std::string& dataset, const eval::EvalResult&)> on_evaluation;
+class Trainer;
+
+/// Code that runs at fixed points of training. Every rank runs every hook (hooks may call
+/// collectives); only the main rank writes files.
+class TrainHook {
+ public:
+  virtual ~TrainHook() = default;
+  virtual void before_train(Trainer& trainer) {}
+  virtual void before_epoch(Trainer& trainer) {}
+  virtual void after_step(Trainer& trainer) {}
+  virtual void after_epoch(Trainer& trainer) {}
+  /// After the last epoch, or after a stop request (Trainer::interrupted()).
+  virtual void after_train(Trainer& trainer) {}
 };
 
-/// What a training run did.
-struct TrainResult {
-  /// Epochs completed (including those of an earlier, resumed run).
-  int64_t epochs = 0;
-  /// True when a signal stopped the run (a checkpoint was written).
-  bool interrupted = false;
-  /// Best value of solver.best_metric and its epoch (1-based); -1 / 0 without evaluation.
-  double best_metric = -1.0;
-  int64_t best_epoch = 0;
-  /// Results of the last evaluation, by dataset.
-  std::map<std::string, eval::EvalResult> results;
-  /// Files written: the resumable checkpoint and the final weights (a state dict).
-  std::string checkpoint;
-  std::string final_weights;
-  /// Training time (without evaluation) and throughput of the whole run, summed over the
-  /// processes of a resumed run.
-  double train_seconds = 0.0;
-  double images_per_second = 0.0;
+/// Options of the loop itself.
+struct TrainerOptions {
+  /// Epochs to train.
+  TORCH_ARG(int64_t, max_epochs) = 60;
+  /// Learning-rate schedule (epoch-based).
+  TORCH_ARG(ScheduleOptions, schedule);
+  /// Freeze-then-open: during the first fixbase_epochs only `open_layers` train.
+  TORCH_ARG(int64_t, fixbase_epochs) = 0;
+  TORCH_ARG(std::vector<std::string>, open_layers) = std::vector<std::string>{"classifier"};
+  /// Clip the global gradient norm (0: off).
+  TORCH_ARG(double, grad_clip) = 0.0;
+  /// bf16 autocast on CUDA (ignored on CPU).
+  TORCH_ARG(bool, amp) = false;
+  /// Floating-point type of the model (images are converted to it).
+  TORCH_ARG(torch::ScalarType, dtype) = torch::kFloat;
+  /// Feed images channels-last (the model should be converted with models::to_channels_last).
+  TORCH_ARG(bool, channels_last) = true;
+  /// Steps between logged lines; also the period of the NaN / stop checks on CUDA, which read
+  /// device values (on the CPU they run after every step).
+  TORCH_ARG(int64_t, log_period) = 20;
+  /// Seed of the epochs' augmentation streams.
+  TORCH_ARG(uint64_t, seed) = 1;
+  /// Gradient bucket size of the data-parallel reducer (MB).
+  TORCH_ARG(double, bucket_mb) = 25.0;
 };
 
-/// Trains as `config` says, writing everything under config.output_dir. `resume` continues from
-/// <output_dir>/checkpoints/last.ckpt so that the final weights equal an uninterrupted run's.
-/// A non-finite loss stops training with a reid::Error naming the iteration (the last good
-/// checkpoint is kept); a SIGINT/SIGTERM (see install_signal_handlers()) ends the current step,
-/// writes a checkpoint and returns with `interrupted` set.
-TrainResult train(const Config& config, bool resume, const TrainCallbacks& callbacks = {});
+/// An optimiser of parameters that are not the model's (a loss term's, such as the center
+/// loss's centres). Its gradients are multiplied by `grad_scale` before it steps.
+struct AuxiliaryOptimizer {
+  /// Name in the checkpoint.
+  std::string name;
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+  double grad_scale = 1.0;
+};
 
-/// Evaluates the weights config.test.weights (default: <output_dir>/model_best.pt, then
-/// model_final.pt) on every data.targets dataset: flip TTA, re-ranking, ranked-list PNGs and
-/// features as .npy as config.test asks. Returns the results by dataset.
-std::map<std::string, eval::EvalResult> test(const Config& config);
+/// What the Trainer trains with.
+struct TrainComponents {
+  models::ReidModel model;
+  losses::LossSet loss{nullptr};
+  Optimizer optimizer;
+  std::vector<AuxiliaryOptimizer> auxiliary;
+  std::unique_ptr<data::Sampler> sampler;
+  /// Training records and transform; the Trainer loads batches with its own DataLoader.
+  data::RecordList records;
+  data::TransformOptions transform;
+  data::LoaderOptions loader;
+};
 
-/// Features of `records` with the configured model and `weights`, written as
-/// <output_dir>/<name>_{features,pids,camids,paths}.npy. Returns the set.
-eval::FeatureSet extract(const Config& config, const std::string& weights, const data::RecordList& records,
-                         const std::string& output_dir, const std::string& name);
+/// Running means of the step's loss terms and statistics, kept on the device: a step adds
+/// without reading anything back; take_window()/take_epoch() read once (one device-to-host copy
+/// and, with several processes, one all-reduce: every rank must call them at the same steps).
+class StepMeter {
+ public:
+  /// Adds one step's values ("loss", then the loss terms, then the statistics).
+  void add(const losses::LossResult& result);
+  /// Means since the previous take_window(), averaged over ranks; empty when no step was added.
+  std::vector<std::pair<std::string, double>> take_window(Distributed& dist);
+  /// Means over the epoch so far, averaged over ranks; clears the epoch.
+  std::vector<std::pair<std::string, double>> take_epoch(Distributed& dist);
 
-/// Evaluates `model` on `targets` (query vs gallery of each). `output_dir` receives features
-/// and ranked lists when config.test asks for them (empty: never).
-std::map<std::string, eval::EvalResult> evaluate_targets(models::ReidModelImpl& model, const Config& config,
-                                                         const std::vector<data::DatasetSplits>& targets,
-                                                         const std::string& output_dir = "");
+ private:
+  std::vector<std::pair<std::string, double>> take(torch::Tensor& sum, int64_t& steps, Distributed& dist);
+  std::vector<std::string> names_;
+  torch::Tensor window_, epoch_;
+  int64_t window_steps_ = 0, epoch_steps_ = 0;
+};
 
-/// Builds the configured model for inference from a weights file: the number of classes is read
-/// from the file's classifier, so the weights load completely.
-models::ReidModel load_model_for_inference(const Config& config, const std::string& weights);
+/// The training loop.
+class Trainer {
+ public:
+  /// `dist` must outlive the Trainer. In a multi-process job the components must be identical on
+  /// every rank (same seed); the model is broadcast from rank 0 anyway.
+  Trainer(TrainerOptions options, TrainComponents components, Distributed& dist);
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  /// Adds a hook; hooks run in the order they were added.
+  void add_hook(std::shared_ptr<TrainHook> hook);
+
+  /// Continues from a checkpoint written by save_checkpoint(): weights, optimisers, sampler,
+  /// random state and (with the same world size) every rank's own state. A different world
+  /// size resumes too, with a warning saying what cannot be reproduced exactly.
+  void resume(const std::string& path);
+
+  /// Trains until max_epochs or a stop request (engine::request_stop, SIGINT/SIGTERM).
+  /// A non-finite loss throws reid::Error naming the epoch, batch and iteration.
+  void train();
+
+  /// Writes a checkpoint to `path` (collective: gathers every rank's state; rank 0 writes).
+  /// Throws reid::Error, writing nothing, when a parameter or buffer is not finite.
+  void save_checkpoint(const std::string& path);
+
+  /// Runs `body` with every rank's batch-norm statistics replaced by their mean over ranks
+  /// (what evaluation and saved weights use), then restores each rank's own statistics so that
+  /// training continues exactly as if nothing had happened. Collective.
+  template <class F>
+  void with_consistent_buffers(F&& body) {
+    auto saved = average_buffers_keep_local();
+    try {
+      body();
+    } catch (...) {
+      restore_buffers(saved);
+      throw;
+    }
+    restore_buffers(saved);
+  }
+
+  // ---- what hooks read ----
+  const TrainerOptions& options() const { return options_; }
+  TrainingState& state() { return state_; }
+  const TrainingState& state() const { return state_; }
+  models::ReidModelImpl& model() { return *model_; }
+  losses::LossSetImpl& loss() { return *loss_; }
+  Distributed& dist() { return dist_; }
+  Checkpointer& checkpointer() { return checkpointer_; }
+  StepMeter& meter() { return meter_; }
+  /// 0-based epoch in progress (during after_epoch: the epoch just finished).
+  int64_t epoch() const { return epoch_; }
+  /// Batches of the current epoch done so far (1-based after a step) and in all.
+  int64_t batch() const { return position_; }
+  int64_t batches() const { return batches_; }
+  /// True during after_epoch of the last epoch.
+  bool last_epoch() const { return epoch_ + 1 == options_.max_epochs(); }
+  /// True when a stop request ended training early.
+  bool interrupted() const { return interrupted_; }
+  /// Current learning rate of the model's first parameter group.
+  double lr() const { return optimizer_.lr(); }
+  /// Images this rank trained on in the current epoch / training seconds of the epoch so far.
+  int64_t epoch_images() const { return epoch_images_; }
+  double epoch_seconds() const;
+  /// Seconds spent waiting for batches and for gradient communication since the last call.
+  std::pair<double, double> take_wait_seconds();
+  /// Writes the checkpoint of this epoch again (after evaluation changed the best metric), when
+  /// save_checkpoint() already wrote one during this epoch's after_epoch.
+  void update_checkpoint();
+
+ private:
+  std::vector<std::pair<std::string, torch::Tensor>> average_buffers_keep_local();
+  void restore_buffers(const std::vector<std::pair<std::string, torch::Tensor>>& saved);
+  void begin_epoch();
+  void run_epoch();
+  void run_step(const data::Batch& batch);
+  /// NaN and stop checks (collective); returns true to stop.
+  bool control_point();
+  std::vector<RankState> gather_rank_states();
+
+  TrainerOptions options_;
+  Distributed& dist_;
+  models::ReidModel model_;
+  losses::LossSet loss_;
+  Optimizer optimizer_;
+  std::vector<AuxiliaryOptimizer> auxiliary_;
+  std::unique_ptr<data::Sampler> sampler_;
+  std::unique_ptr<data::DataLoader> loader_;
+  std::unique_ptr<GradientReducer> reducer_;
+  std::vector<std::shared_ptr<TrainHook>> hooks_;
+  Checkpointer checkpointer_;
+  StepMeter meter_;
+  TrainingState state_;
+  struct Gate;
+  std::unique_ptr<Gate> gate_;
+  int64_t epoch_ = 0, position_ = 0, batches_ = 0, epoch_images_ = 0, control_period_ = 1;
+  double epoch_start_ = 0.0, data_wait_ = 0.0;
+  bool interrupted_ = false;
+  std::string checkpoint_path_;
+  int64_t checkpoint_epoch_ = -1;
+  double comm_wait_ = 0.0;
+  torch::Tensor first_bad_;  // iteration of the first non-finite loss since the last check, or -1
+};
 
 /// Makes SIGINT and SIGTERM request a clean stop (a second signal kills the process as usual).
 void install_signal_handlers();
-/// Asks a running train() to stop after its current step (what the signal handler does).
+/// Asks a running Trainer to stop after its current step (what the signal handler does).
 void request_stop();
 /// True once a stop was requested.
 bool stop_requested();
+/// The signal that requested the stop (SIGINT, SIGTERM), or 0.
+int stop_signal();
 /// Clears a stop request (for library users running several trainings in one process).
 void clear_stop_request();
 

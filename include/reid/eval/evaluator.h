@@ -47,6 +47,8 @@ struct ExtractOptions {
   torch::Device device = torch::kCPU;
   /// Feed images in channels-last layout (matching a channels-last model avoids layout changes).
   bool channels_last = false;
+  /// Floating-point type of the model's parameters (images are converted to it).
+  torch::ScalarType dtype = torch::kFloat;
 };
 
 /// Test features of `records`: the model runs in eval mode without gradients; images go through

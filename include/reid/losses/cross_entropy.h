@@ -12,7 +12,8 @@ namespace reid::losses {
 torch::Tensor cross_entropy_label_smooth(const torch::Tensor& logits, const torch::Tensor& targets,
                                          double epsilon = 0.1);
 
-/// Fraction of rows whose arg-max equals the target.
-double accuracy(const torch::Tensor& logits, const torch::Tensor& targets);
+/// Fraction of rows whose arg-max equals the target, as a 0-d double tensor on the logits'
+/// device (0 for an empty batch).
+torch::Tensor accuracy(const torch::Tensor& logits, const torch::Tensor& targets);
 
 }  // namespace reid::losses

@@ -32,14 +32,16 @@ struct LossSetOptions {
   TORCH_ARG(int64_t, feature_dim) = 0;
 };
 
-/// Value of the objective on one batch.
+/// Value of the objective on one batch. Every value stays on the device (0-d tensors): reading
+/// one back (`.item()`) would stall a GPU, so the trainer accumulates them and reads the means
+/// once per log period.
 struct LossResult {
   /// Weighted sum of the terms: what is back-propagated.
   torch::Tensor total;
   /// Each term's unweighted value, by name ("ce", "triplet", "center"), detached.
-  std::vector<std::pair<std::string, double>> terms;
+  std::vector<std::pair<std::string, torch::Tensor>> terms;
   /// Diagnostics: "accuracy" (with ce), "triplet_active" (fraction of active triplets).
-  std::vector<std::pair<std::string, double>> stats;
+  std::vector<std::pair<std::string, torch::Tensor>> stats;
 };
 
 /// Weighted sum of named loss terms. A module because the center loss owns parameters (the

@@ -28,18 +28,20 @@ struct TripletOptions {
 struct TripletResult {
   /// Mean loss over the valid anchors (0, still attached to the graph, when none is valid).
   torch::Tensor loss;
-  /// Fraction of valid anchors whose triplet is active (d_ap - d_an + margin > 0).
-  double active_fraction = 0.0;
+  /// Fraction of valid anchors whose triplet is active (d_ap - d_an + margin > 0): a 0-d double
+  /// tensor on the features' device (0 when no anchor is valid).
+  torch::Tensor active_fraction;
   /// Per anchor: index of the hardest (farthest) positive other than itself, -1 if none.
   torch::Tensor hardest_positive;
   /// Per anchor: index of the hardest (closest) negative, -1 if none.
   torch::Tensor hardest_negative;
-  /// Anchors that have both a positive and a negative in the batch.
-  int64_t valid_anchors = 0;
+  /// Anchors that have both a positive and a negative in the batch (0-d int64 tensor).
+  torch::Tensor valid_anchors;
 };
 
 /// For every anchor, the farthest same-identity sample and the closest other-identity sample;
 /// anchors lacking either are left out. Works with any batch composition (P x K or not).
+/// Nothing is read back to the host (no device synchronisation).
 TripletResult batch_hard_triplet(const torch::Tensor& features, const torch::Tensor& targets,
                                  const TripletOptions& options = {});
 

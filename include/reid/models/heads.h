@@ -7,7 +7,7 @@
 #include <string>
 
 #include <torch/nn/module.h>
-#include <torch/nn/modules/batchnorm.h>
+#include "reid/models/norm.h"
 #include <torch/nn/pimpl.h>
 
 #include "reid/models/output.h"
@@ -151,7 +151,7 @@ class ReidHead {
   int64_t feature_dim_ = 0;
   GlobalPooling pool_{nullptr};
   std::function<torch::Tensor(const torch::Tensor&)> embedding_;
-  torch::nn::BatchNorm1d bottleneck_{nullptr};
+  BatchNorm1d bottleneck_{nullptr};
   Classifier classifier_{nullptr};
 };
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include <torch/nn/modules/batchnorm.h>
+#include "reid/models/norm.h"
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/instancenorm.h>
@@ -41,7 +41,7 @@ class ConvBNImpl : public torch::nn::Module {
   explicit ConvBNImpl(const ConvBNOptions& options);
   torch::Tensor forward(const torch::Tensor& x);
   torch::nn::Conv2d conv{nullptr};
-  torch::nn::BatchNorm2d bn{nullptr};
+  BatchNorm2d bn{nullptr};
   torch::nn::InstanceNorm2d in{nullptr};
 
  private:
@@ -57,7 +57,7 @@ class LiteConv3x3Impl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);
   torch::nn::Conv2d conv1{nullptr};
   torch::nn::Conv2d conv2{nullptr};
-  torch::nn::BatchNorm2d bn{nullptr};
+  BatchNorm2d bn{nullptr};
 };
 TORCH_MODULE(LiteConv3x3);
 

@@ -7,7 +7,7 @@
 
 #include <vector>
 
-#include <torch/nn/modules/batchnorm.h>
+#include "reid/models/norm.h"
 #include <torch/nn/modules/container/any.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/conv.h>
@@ -25,7 +25,7 @@ class IBNImpl : public torch::nn::Module {
   explicit IBNImpl(int64_t planes, double ratio = 0.5);
   torch::Tensor forward(const torch::Tensor& x);
   torch::nn::InstanceNorm2d IN{nullptr};
-  torch::nn::BatchNorm2d BN{nullptr};
+  BatchNorm2d BN{nullptr};
 
  private:
   int64_t half_;
@@ -43,7 +43,7 @@ class BottleneckImpl : public torch::nn::Module {
  private:
   torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr}, conv3_{nullptr};
   torch::nn::AnyModule bn1_;
-  torch::nn::BatchNorm2d bn2_{nullptr}, bn3_{nullptr};
+  BatchNorm2d bn2_{nullptr}, bn3_{nullptr};
   torch::nn::Sequential downsample_{nullptr};
 };
 TORCH_MODULE(Bottleneck);
@@ -72,7 +72,7 @@ class ResNetImpl : public ReidModelImpl {
 
  private:
   torch::nn::Conv2d conv1_{nullptr};
-  torch::nn::BatchNorm2d bn1_{nullptr};
+  BatchNorm2d bn1_{nullptr};
   torch::nn::MaxPool2d maxpool_{nullptr};
   torch::nn::Sequential layer1_{nullptr}, layer2_{nullptr}, layer3_{nullptr}, layer4_{nullptr};
 };

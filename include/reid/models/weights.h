@@ -51,4 +51,8 @@ LoadReport load_weights(torch::nn::Module& module, const std::string& path, bool
 /// write_state_dict(state_dict(module), path).
 void save_weights(const torch::nn::Module& module, const std::string& path);
 
+/// Throws reid::Error when a parameter or buffer of `module` holds NaN or infinity, naming `what`
+/// and the first offending tensors (weights that must never be written as good ones).
+void check_finite(const torch::nn::Module& module, const std::string& what);
+
 }  // namespace reid::models

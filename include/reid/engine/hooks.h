@@ -1,0 +1,91 @@
+#pragma once
+/// @file
+/// The built-in training hooks: progress logging and metrics files, periodic evaluation with
+/// the best model kept, and checkpoints. engine::train() installs them in that order.
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "reid/data/records.h"
+#include "reid/engine/inference.h"
+#include "reid/engine/recorder.h"
+#include "reid/engine/trainer.h"
+
+namespace reid::engine {
+
+/// Optional observers of a training run (called on the main rank).
+struct TrainCallbacks {
+  std::function<void(const IterationStats&)> on_iteration;
+  std::function<void(const EpochStats&)> on_epoch;
+  std::function<void(int64_t epoch, const std::string& dataset, const eval::EvalResult&)> on_evaluation;
+};
+
+/// Every log_period steps and at the end of each epoch: averages the meters over ranks, logs a
+/// progress line and writes metrics.jsonl / metrics.csv / TensorBoard (main rank: `recorder`;
+/// null on the other ranks).
+class LoggingHook : public TrainHook {
+ public:
+  LoggingHook(std::shared_ptr<Recorder> recorder, TrainCallbacks callbacks);
+  void before_train(Trainer& trainer) override;
+  void before_epoch(Trainer& trainer) override;
+  void after_step(Trainer& trainer) override;
+  void after_epoch(Trainer& trainer) override;
+  void after_train(Trainer& trainer) override;
+
+ private:
+  std::shared_ptr<Recorder> recorder_;
+  TrainCallbacks callbacks_;
+  double window_start_ = 0.0, data_wait_ = 0.0, comm_wait_ = 0.0, epoch_data_wait_ = 0.0, epoch_comm_wait_ = 0.0;
+  int64_t window_images_ = 0, last_images_ = 0;
+};
+
+/// Writes <output_dir>/checkpoints/last.ckpt every `period` epochs (0: only at the end), at the
+/// last epoch together with model_final.pt, and when a stop request interrupts training.
+class CheckpointHook : public TrainHook {
+ public:
+  CheckpointHook(std::string output_dir, int64_t period);
+  void after_epoch(Trainer& trainer) override;
+  void after_train(Trainer& trainer) override;
+  const std::string& path() const { return path_; }
+  /// The final weights' file (written after the last epoch).
+  std::string final_weights() const;
+
+ private:
+  std::string output_dir_, path_;
+  int64_t period_;
+};
+
+/// Options of EvaluationHook.
+struct EvaluationHookOptions {
+  /// Evaluate every N epochs (0: only after the last one).
+  int64_t period = 0;
+  /// Metric selecting the best model: rank1, map or minp.
+  std::string best_metric = "rank1";
+  /// Where model_best.pt goes.
+  std::string output_dir;
+};
+
+/// Evaluates on the test sets every `period` epochs and after the last one (feature extraction
+/// sharded over ranks, metrics on the main rank), with every rank's batch-norm statistics
+/// averaged, and keeps the best weights as model_best.pt.
+class EvaluationHook : public TrainHook {
+ public:
+  EvaluationHook(std::vector<data::DatasetSplits> targets, EvaluationOptions evaluation,
+                 EvaluationHookOptions options, std::shared_ptr<Recorder> recorder, TrainCallbacks callbacks);
+  void after_epoch(Trainer& trainer) override;
+  /// Results of the last evaluation, by dataset (main rank).
+  const std::map<std::string, eval::EvalResult>& results() const { return results_; }
+
+ private:
+  std::vector<data::DatasetSplits> targets_;
+  EvaluationOptions evaluation_;
+  EvaluationHookOptions options_;
+  std::shared_ptr<Recorder> recorder_;
+  TrainCallbacks callbacks_;
+  std::map<std::string, eval::EvalResult> results_;
+};
+
+}  // namespace reid::engine

@@ -1,0 +1,65 @@
+#pragma once
+/// @file
+/// Training from a config: engine::train() builds the datasets, model, losses, optimisers,
+/// sampler and hooks from a Config (through builders.cpp), joins the data-parallel job the
+/// launcher variables describe, and runs a Trainer.
+
+#include <map>
+#include <optional>
+#include <string>
+
+#include "reid/config/config.h"
+#include "reid/engine/builders.h"
+#include "reid/engine/distributed.h"
+#include "reid/engine/hooks.h"
+#include "reid/eval/metrics.h"
+
+namespace reid::engine {
+
+/// What a training run did.
+struct TrainResult {
+  /// Epochs completed (including those of an earlier, resumed run).
+  int64_t epochs = 0;
+  /// True when a signal stopped the run (a checkpoint was written).
+  bool interrupted = false;
+  /// Best value of solver.best_metric and its epoch (1-based); -1 / 0 without evaluation.
+  double best_metric = -1.0;
+  int64_t best_epoch = 0;
+  /// Results of the last evaluation, by dataset (main rank).
+  std::map<std::string, eval::EvalResult> results;
+  /// Files written: the resumable checkpoint and the final weights (a state dict).
+  std::string checkpoint;
+  std::string final_weights;
+  /// Training time (without evaluation) and throughput of the whole run (all ranks), summed over
+  /// the processes of a resumed run.
+  double train_seconds = 0.0;
+  double images_per_second = 0.0;
+  /// This process's rank and the job's size.
+  int rank = 0;
+  int world_size = 1;
+};
+
+/// How to run a training besides the config.
+struct TrainSetup {
+  /// Continue from <output_dir>/checkpoints/last.ckpt.
+  bool resume = false;
+  /// Observers (main rank).
+  TrainCallbacks callbacks;
+  /// Where model and dataset names are looked up (the built-ins by default; add your own).
+  Registries registries;
+  /// The job this process belongs to (distributed_options_from_environment()); nullopt: one
+  /// process. Backend and timeout come from the config's `distributed` section.
+  std::optional<DistributedOptions> distributed;
+};
+
+/// Trains as `config` says, writing everything under config.output_dir (main rank). With
+/// `setup.resume` it continues from the checkpoint so that the final weights equal an
+/// uninterrupted run's. A non-finite loss stops training with a reid::Error naming the
+/// iteration (the last good checkpoint is kept); a SIGINT/SIGTERM (install_signal_handlers())
+/// ends the current step, writes a checkpoint and returns with `interrupted` set.
+TrainResult train(const Config& config, const TrainSetup& setup);
+
+/// train() in one process with the built-in registries.
+TrainResult train(const Config& config, bool resume, const TrainCallbacks& callbacks = {});
+
+}  // namespace reid::engine

@@ -1,0 +1,800 @@
+#include "reid/engine/distributed.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include "reid/core/logging.h"
+#include "reid/utils/strings.h"
+
+#if REID_HAVE_C10D
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#if REID_HAVE_GLOO
+#ifndef USE_C10D_GLOO
+#define USE_C10D_GLOO 1
+#endif
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
+#if REID_HAVE_NCCL
+#ifndef USE_C10D_NCCL
+#define USE_C10D_NCCL 1
+#endif
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+#endif
+
+namespace reid::engine {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+#if REID_HAVE_C10D
+// LibTorch 2.0 split ProcessGroup into a dispatching front and per-backend `Backend`s; the
+// backends (ProcessGroupGloo/NCCL) keep the collective methods we call.
+#if TORCH_VERSION_MAJOR >= 2
+using BackendBase = c10d::Backend;
+#else
+using BackendBase = c10d::ProcessGroup;
+#endif
+#endif
+
+std::string env(const char* name) {
+  const char* value = std::getenv(name);
+  return value ? value : "";
+}
+
+int env_int(const char* name, int minimum) {
+  const std::string text = env(name);
+  try {
+    std::size_t used = 0;
+    const int value = std::stoi(text, &used);
+    if (used == text.size() && value >= minimum) return value;
+  } catch (const std::exception&) {
+  }
+  throw ConfigError(name, "the launcher variable must be an integer >= " + std::to_string(minimum) + " (got '" +
+                              text + "')");
+}
+
+bool loopback(const std::string& host) {
+  return host == "localhost" || utils::starts_with(host, "127.") || host == "::1";
+}
+
+std::string heartbeat_key(int rank) { return "reid/heartbeat/" + std::to_string(rank); }
+std::string failure_key(int rank) { return "reid/failed/" + std::to_string(rank); }
+
+// One line of a (possibly multi-line) LibTorch / Gloo message.
+std::string first_line(const std::string& text) {
+  std::string line = text.substr(0, text.find('\n'));
+  // Gloo prefixes the source location: "[../gloo/transport/tcp/pair.cc:598] Connection closed".
+  if (!line.empty() && line.front() == '[') {
+    const auto close = line.find("] ");
+    if (close != std::string::npos) line = line.substr(close + 2);
+  }
+  return line;
+}
+
+std::string describe(const std::exception& error) {
+  if (const auto* torch_error = dynamic_cast<const c10::Error*>(&error))
+    return first_line(torch_error->what_without_backtrace());
+  return first_line(error.what());
+}
+
+}  // namespace
+
+std::optional<DistributedOptions> distributed_options_from_environment() {
+  if (env("WORLD_SIZE").empty()) return std::nullopt;
+  DistributedOptions o;
+  o.world_size = env_int("WORLD_SIZE", 1);
+  o.rank = env("RANK").empty() && o.world_size == 1 ? 0 : env_int("RANK", 0);
+  if (o.rank >= o.world_size)
+    throw ConfigError("RANK", "rank " + std::to_string(o.rank) + " is not below WORLD_SIZE " +
+                                  std::to_string(o.world_size));
+  o.local_rank = env("LOCAL_RANK").empty() ? o.rank : env_int("LOCAL_RANK", 0);
+  if (o.world_size > 1) {
+    if (env("MASTER_ADDR").empty()) throw ConfigError("MASTER_ADDR", "must be set for a multi-process job");
+    o.master_addr = env("MASTER_ADDR");
+    o.master_port = env_int("MASTER_PORT", 1);
+    if (o.master_port > 65535) throw ConfigError("MASTER_PORT", "is not a port (" + env("MASTER_PORT") + ")");
+  }
+  const std::string agent = env("TORCHELASTIC_USE_AGENT_STORE");
+  o.rank0_hosts_store = !(agent == "True" || agent == "true" || agent == "1");
+  return o;
+}
+
+bool distributed_available() {
+#if REID_HAVE_C10D && (REID_HAVE_GLOO || REID_HAVE_NCCL)
+  return true;
+#else
+  return false;
+#endif
+}
+
+// ---- Distributed --------------------------------------------------------------------------------
+
+struct Distributed::Impl {
+#if REID_HAVE_C10D
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<BackendBase> group;
+  // A second connection for the heartbeat thread and failure reports, so that they never wait
+  // behind the process group's own store traffic.
+  c10::intrusive_ptr<c10d::TCPStore> side_store;
+#endif
+  DistributedOptions options;
+  std::mutex side_mutex;
+  std::thread heartbeat;
+  std::atomic<bool> stop{false};
+  std::atomic<bool> failed{false};
+  bool reported = false;
+
+  ~Impl() {
+    stop = true;
+    if (heartbeat.joinable()) heartbeat.join();
+#if REID_HAVE_C10D
+    // After a failed collective the process group may still hold work for a dead peer; its
+    // destructor would wait for it. The process is about to exit: let it go.
+    if (failed) {
+      group.release();
+      store.release();
+      side_store.release();
+    }
+#endif
+  }
+};
+
+struct Distributed::Pending::Impl {
+#if REID_HAVE_C10D
+  c10::intrusive_ptr<c10d::Work> work;
+#endif
+  Distributed* owner = nullptr;
+  bool done = false;
+};
+
+Distributed::Pending::Pending(Pending&&) noexcept = default;
+Distributed::Pending& Distributed::Pending::operator=(Pending&&) noexcept = default;
+Distributed::Pending::~Pending() = default;
+
+void Distributed::Pending::wait() {
+  if (!impl_ || impl_->done) return;
+  impl_->done = true;
+#if REID_HAVE_C10D
+  try {
+    impl_->work->wait();
+  } catch (const std::exception& e) {
+    impl_->owner->fail("a gradient all-reduce", e);
+  }
+#endif
+}
+
+Distributed::Distributed(torch::Device device) : device_(device) {}
+
+Distributed::Distributed(const DistributedOptions& options, torch::Device device)
+    : rank_(options.rank), world_size_(options.world_size), device_(device), impl_(std::make_unique<Impl>()) {
+  impl_->options = options;
+  if (world_size_ == 1) return;
+#if !REID_HAVE_C10D
+  throw Error("this build of LibReID has no c10d (PyTorch distributed): it cannot join a " +
+              std::to_string(world_size_) + "-process job; rebuild with a LibTorch that has it");
+#else
+  std::string backend = options.backend;
+  if (backend == "auto") {
+#if REID_HAVE_NCCL
+    backend = device.is_cuda() ? "nccl" : "gloo";
+#else
+    backend = "gloo";
+#endif
+  }
+  if (backend != "gloo" && backend != "nccl")
+    throw ConfigError("distributed.backend", "'" + backend + "' is not one of auto, gloo, nccl");
+  backend_ = backend;
+  c10d::TCPStoreOptions store_options;
+  store_options.port = static_cast<std::uint16_t>(options.master_port);
+  store_options.isServer = rank_ == 0 && options.rank0_hosts_store;
+  store_options.waitWorkers = false;
+  store_options.timeout = options.timeout;
+  try {
+    auto store = c10::make_intrusive<c10d::TCPStore>(options.master_addr, store_options);
+    impl_->store = store;
+    store_options.isServer = false;
+    store_options.timeout = std::chrono::seconds(10);
+    impl_->side_store = c10::make_intrusive<c10d::TCPStore>(options.master_addr, store_options);
+  } catch (const std::exception& e) {
+    throw Error("rank " + std::to_string(rank_) + " cannot reach the rendezvous store at " + options.master_addr + ":" +
+                std::to_string(options.master_port) + ": " + describe(e));
+  }
+  impl_->side_store->add(heartbeat_key(rank_), 1);
+  impl_->heartbeat = std::thread([impl = impl_.get(), rank = rank_] {
+    while (!impl->stop) {
+      {
+        std::lock_guard<std::mutex> lock(impl->side_mutex);
+        try {
+          impl->side_store->add(heartbeat_key(rank), 1);
+        } catch (const std::exception&) {
+          return;  // the store is gone; failures will say so
+        }
+      }
+      for (int i = 0; i < 5 && !impl->stop; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  auto prefixed = c10::make_intrusive<c10d::PrefixStore>("c10d", impl_->store);
+  try {
+    if (backend == "gloo") {
+#if REID_HAVE_GLOO
+      auto gloo_options = c10d::ProcessGroupGloo::Options::create(options.timeout);
+      const std::string interface = env("GLOO_SOCKET_IFNAME");
+      if (!interface.empty())
+        gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(interface));
+      else if (loopback(options.master_addr))
+        gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+      else
+        gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+      impl_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, rank_, world_size_, gloo_options);
+#else
+      throw ConfigError("distributed.backend", "this build of LibReID has no Gloo backend; use nccl on CUDA");
+#endif
+    } else {
+#if REID_HAVE_NCCL
+      TORCH_CHECK(device.is_cuda(), "the nccl backend needs a CUDA device");
+      auto nccl_options = c10d::ProcessGroupNCCL::Options::create();
+      nccl_options->timeout = options.timeout;
+      impl_->group = c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, rank_, world_size_, nccl_options);
+#else
+      throw ConfigError("distributed.backend", "this build of LibReID has no NCCL backend; use gloo");
+#endif
+    }
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error("rank " + std::to_string(rank_) + ": the " + backend + " process group could not be set up (" +
+                describe(e) + ")");
+  }
+#endif
+}
+
+Distributed::~Distributed() = default;
+
+void Distributed::report_failure(const std::string& message) noexcept {
+#if REID_HAVE_C10D
+  if (!impl_ || !impl_->side_store || impl_->reported) return;
+  impl_->reported = true;
+  try {
+    std::lock_guard<std::mutex> lock(impl_->side_mutex);
+    const std::string text = first_line(message);
+    impl_->side_store->set(failure_key(rank_), std::vector<uint8_t>(text.begin(), text.end()));
+  } catch (...) {
+  }
+#else
+  (void)message;
+#endif
+}
+
+void Distributed::fail(const std::string& operation, const std::exception& error) {
+  impl_->failed = true;
+  const std::string cause = describe(error);
+  std::string message = "rank " + std::to_string(rank_) + ": " + operation + " failed (" + cause + ")";
+  int culprit = -1;
+#if REID_HAVE_C10D
+  std::lock_guard<std::mutex> lock(impl_->side_mutex);
+  auto& store = *impl_->side_store;
+  try {
+    // A rank that failed cleanly said why.
+    for (int r = 0; r < world_size_ && culprit < 0; ++r) {
+      if (r == rank_ || !store.check({failure_key(r)})) continue;
+      const auto bytes = store.get(failure_key(r));
+      culprit = r;
+      message = "rank " + std::to_string(r) + " failed: " + std::string(bytes.begin(), bytes.end()) + " (rank " +
+                std::to_string(rank_) + " stops: " + operation + " cannot complete)";
+    }
+    // Otherwise: whose heartbeat stopped?
+    if (culprit < 0) {
+      std::vector<int64_t> before(static_cast<std::size_t>(world_size_));
+      for (int r = 0; r < world_size_; ++r) before[r] = store.add(heartbeat_key(r), 0);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+      std::vector<int> dead;
+      for (int r = 0; r < world_size_; ++r)
+        if (r != rank_ && store.add(heartbeat_key(r), 0) == before[r]) dead.push_back(r);
+      if (!dead.empty()) {
+        culprit = dead.front();
+        std::vector<std::string> names;
+        for (int r : dead) names.push_back(std::to_string(r));
+        message = std::string(dead.size() == 1 ? "rank " : "ranks ") + utils::join(names) +
+                  (dead.size() == 1 ? " died" : " died") + " (killed or crashed) during " + operation + "; rank " +
+                  std::to_string(rank_) + " stops (" + cause + ")";
+      } else {
+        message += "; every rank is still alive, so one is stuck or running a different collective (timeout " +
+                   std::to_string(impl_->options.timeout.count() / 1000) + " s)";
+      }
+    }
+  } catch (const std::exception&) {
+    culprit = 0;
+    message = "rank " + std::to_string(rank_) + ": " + operation + " failed (" + cause +
+              ") and the rendezvous store at " + impl_->options.master_addr + ":" +
+              std::to_string(impl_->options.master_port) + " is unreachable: " +
+              (impl_->options.rank0_hosts_store ? "rank 0, which hosts it, died" : "the launcher hosting it died");
+  }
+#endif
+  throw DistributedError(culprit, message);
+}
+
+#if REID_HAVE_C10D
+#define REID_COLLECTIVE(name, call)                   \
+  do {                                                \
+    try {                                             \
+      call;                                           \
+    } catch (const DistributedError&) {               \
+      throw;                                          \
+    } catch (const std::exception& collective_error) { \
+      fail(name, collective_error);                   \
+    }                                                 \
+  } while (0)
+#endif
+
+void Distributed::broadcast(std::vector<torch::Tensor> tensors, int root) {
+  if (world_size_ == 1 || tensors.empty()) return;
+#if REID_HAVE_C10D
+  // One flat buffer per dtype: one collective instead of one per tensor.
+  std::map<c10::ScalarType, std::vector<torch::Tensor*>> by_type;
+  for (auto& t : tensors) by_type[t.scalar_type()].push_back(&t);
+  for (auto& entry : by_type) {
+    std::vector<torch::Tensor> flat;
+    for (auto* t : entry.second) flat.push_back(t->detach().contiguous().view(-1).to(device_));
+    std::vector<torch::Tensor> buffer{torch::cat(flat)};
+    c10d::BroadcastOptions options;
+    options.rootRank = root;
+    REID_COLLECTIVE("broadcast", impl_->group->broadcast(buffer, options)->wait());
+    int64_t offset = 0;
+    torch::NoGradGuard no_grad;
+    for (auto* t : entry.second) {
+      t->copy_(buffer[0].narrow(0, offset, t->numel()).view(t->sizes()));
+      offset += t->numel();
+    }
+  }
+#endif
+}
+
+void Distributed::all_reduce_sum(torch::Tensor& tensor) {
+  if (world_size_ == 1) return;
+#if REID_HAVE_C10D
+  std::vector<torch::Tensor> buffer{tensor.is_contiguous() ? tensor : tensor.contiguous()};
+  REID_COLLECTIVE("all-reduce", impl_->group->allreduce(buffer)->wait());
+  if (!buffer[0].is_same(tensor)) tensor.copy_(buffer[0]);
+#endif
+}
+
+torch::Tensor Distributed::all_reduce(const torch::Tensor& tensor) {
+  auto out = tensor.detach().clone(at::MemoryFormat::Contiguous);
+  all_reduce_sum(out);
+  return out;
+}
+
+torch::Tensor Distributed::all_reduce_mean(const torch::Tensor& tensor) {
+  auto out = all_reduce(tensor);
+  if (world_size_ > 1) out.div_(world_size_);
+  return out;
+}
+
+bool Distributed::any(bool value) {
+  if (world_size_ == 1) return value;
+  auto flag = torch::full({1}, value ? 1.0f : 0.0f, torch::TensorOptions().device(device_));
+  all_reduce_sum(flag);
+  return flag.item<float>() > 0.0f;
+}
+
+std::vector<torch::Tensor> Distributed::all_gather(const torch::Tensor& tensor) {
+  if (world_size_ == 1) return {tensor};
+#if REID_HAVE_C10D
+  std::vector<torch::Tensor> input{tensor.detach().contiguous()};
+  std::vector<std::vector<torch::Tensor>> output(1);
+  for (int r = 0; r < world_size_; ++r) output[0].push_back(torch::empty_like(input[0]));
+  REID_COLLECTIVE("all-gather", impl_->group->allgather(output, input)->wait());
+  return output[0];
+#else
+  return {tensor};
+#endif
+}
+
+torch::Tensor Distributed::gather_rows(const torch::Tensor& tensor) {
+  if (world_size_ == 1) return tensor;
+  const auto counts = all_gather(torch::full({1}, tensor.size(0), torch::TensorOptions().dtype(torch::kLong).device(device_)));
+  int64_t most = 0;
+  std::vector<int64_t> rows;
+  for (const auto& c : counts) {
+    rows.push_back(c.item<int64_t>());
+    most = std::max(most, rows.back());
+  }
+  auto sizes = tensor.sizes().vec();
+  sizes[0] = most;
+  auto padded = torch::zeros(sizes, tensor.options());
+  padded.narrow(0, 0, tensor.size(0)).copy_(tensor);
+  auto parts = all_gather(padded);
+  for (std::size_t r = 0; r < parts.size(); ++r) parts[r] = parts[r].narrow(0, 0, rows[r]);
+  return torch::cat(parts);
+}
+
+void Distributed::barrier() {
+  if (world_size_ == 1) return;
+  // An all-reduce rather than the backend's barrier: Gloo's and NCCL's barriers differ in how
+  // they pick devices, a one-element sum works the same everywhere.
+  auto token = torch::zeros({1}, torch::TensorOptions().device(device_));
+  all_reduce_sum(token);
+}
+
+Distributed::Pending Distributed::all_reduce_sum_async(torch::Tensor& tensor) {
+  Pending pending;
+  if (world_size_ == 1) return pending;
+#if REID_HAVE_C10D
+  TORCH_CHECK(tensor.is_contiguous(), "asynchronous all-reduce needs a contiguous buffer");
+  pending.impl_ = std::make_unique<Pending::Impl>();
+  pending.impl_->owner = this;
+  std::vector<torch::Tensor> buffer{tensor};
+  REID_COLLECTIVE("a gradient all-reduce", pending.impl_->work = impl_->group->allreduce(buffer));
+#endif
+  return pending;
+}
+
+// ---- module helpers ---------------------------------------------------------------------------
+
+void broadcast_module(Distributed& dist, torch::nn::Module& module) {
+  if (!dist.is_distributed()) return;
+  std::vector<torch::Tensor> tensors;
+  for (const auto& p : module.parameters()) tensors.push_back(p);
+  for (const auto& b : module.buffers()) tensors.push_back(b);
+  dist.broadcast(tensors);
+}
+
+void average_buffers(Distributed& dist, torch::nn::Module& module) {
+  if (!dist.is_distributed()) return;
+  std::vector<torch::Tensor> buffers;
+  for (const auto& b : module.buffers())
+    if (b.is_floating_point()) buffers.push_back(b);
+  if (buffers.empty()) return;
+  std::vector<torch::Tensor> flat;
+  for (const auto& b : buffers) flat.push_back(b.detach().contiguous().view(-1).to(torch::kFloat));
+  auto sum = torch::cat(flat);
+  dist.all_reduce_sum(sum);
+  sum.div_(dist.world_size());
+  torch::NoGradGuard no_grad;
+  int64_t offset = 0;
+  for (auto& b : buffers) {
+    b.copy_(sum.narrow(0, offset, b.numel()).view(b.sizes()));
+    offset += b.numel();
+  }
+}
+
+// ---- GradientReducer ----------------------------------------------------------------------------
+
+struct GradientReducer::Impl {
+  Distributed& dist;
+  std::vector<std::pair<std::string, torch::Tensor>> parameters;
+  int64_t bucket_bytes;
+
+  struct Slot {
+    int bucket = -1;
+    int64_t offset = 0;
+  };
+  struct Bucket {
+    torch::Tensor buffer;
+    std::vector<std::size_t> members;
+    std::size_t pending = 0;
+    Distributed::Pending work;
+    bool launched = false;
+  };
+  std::vector<char> trainable;  // requires_grad of each parameter when the layout was made
+  std::vector<char> hooked, got;
+  std::vector<Slot> slots;
+  std::vector<Bucket> buckets;
+  std::size_t next_launch = 0;
+  bool discover = true, active = false;
+  double wait_seconds = 0.0;
+  std::mutex mutex;
+  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+
+  Impl(Distributed& d, std::vector<std::pair<std::string, torch::Tensor>> p, double mb)
+      : dist(d), parameters(std::move(p)), bucket_bytes(static_cast<int64_t>(mb * 1024 * 1024)) {
+    hooked.assign(parameters.size(), 0);
+    got.assign(parameters.size(), 0);
+    slots.assign(parameters.size(), Slot{});
+  }
+
+  void on_gradient(std::size_t i, const torch::Tensor& grad) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!active) return;
+    got[i] = 1;
+    if (discover) return;  // averaged synchronously in finish()
+    const Slot slot = slots[i];
+    if (slot.bucket < 0)
+      throw Error("parameter '" + parameters[i].first +
+                  "' received a gradient, but it received none when its layout was made (a model whose set of "
+                  "used parameters changes from step to step cannot be trained data-parallel)");
+    auto& bucket = buckets[static_cast<std::size_t>(slot.bucket)];
+    const auto& p = parameters[i].second;
+    bucket.buffer.narrow(0, slot.offset, p.numel()).view(p.sizes()).copy_(grad);
+    if (--bucket.pending == 0) launch_ready();
+  }
+
+  void launch_ready() {
+    while (next_launch < buckets.size() && buckets[next_launch].pending == 0) {
+      auto& bucket = buckets[next_launch++];
+      bucket.work = dist.all_reduce_sum_async(bucket.buffer);
+      bucket.launched = true;
+    }
+  }
+
+  void hook(std::size_t i) {
+    if (hooked[i]) return;
+    hooked[i] = 1;
+    std::weak_ptr<bool> guard = alive;
+    parameters[i].second.register_hook([this, i, guard](const torch::Tensor& grad) {
+      if (guard.lock()) on_gradient(i, grad);
+    });
+  }
+
+  // Buckets over the parameters in `use`, in reverse registration order.
+  void make_layout(const std::vector<char>& use) {
+    buckets.clear();
+    slots.assign(parameters.size(), Slot{});
+    int64_t bytes = 0;
+    for (std::size_t k = parameters.size(); k-- > 0;) {
+      if (!use[k]) continue;
+      const auto& p = parameters[k].second;
+      const int64_t size = p.numel() * static_cast<int64_t>(p.element_size());
+      const bool fits = !buckets.empty() && bytes + size <= bucket_bytes &&
+                        buckets.back().buffer.scalar_type() == p.scalar_type() &&
+                        buckets.back().buffer.device() == p.device();
+      if (!fits) {
+        buckets.emplace_back();
+        buckets.back().buffer = torch::empty({0}, p.options());
+        bytes = 0;
+      }
+      auto& bucket = buckets.back();
+      slots[k] = {static_cast<int>(buckets.size() - 1), bucket.buffer.numel()};
+      bucket.members.push_back(k);
+      bucket.buffer = torch::empty({bucket.buffer.numel() + p.numel()}, p.options());
+      bytes += size;
+    }
+  }
+
+  void reset_buckets() {
+    for (auto& b : buckets) {
+      b.pending = b.members.size();
+      b.launched = false;
+      b.work = Distributed::Pending();
+    }
+    next_launch = 0;
+  }
+
+  void write_back(const Bucket& bucket) {
+    torch::NoGradGuard no_grad;
+    for (std::size_t k : bucket.members) {
+      auto& p = parameters[k].second;
+      const auto average = bucket.buffer.narrow(0, slots[k].offset, p.numel()).view(p.sizes());
+      if (p.grad().defined())
+        p.mutable_grad().copy_(average);
+      else
+        p.mutable_grad() = average.clone(at::MemoryFormat::Preserve).contiguous(p.suggest_memory_format());
+    }
+  }
+};
+
+GradientReducer::GradientReducer(Distributed& dist, std::vector<std::pair<std::string, torch::Tensor>> parameters,
+                                 double bucket_mb)
+    : impl_(std::make_unique<Impl>(dist, std::move(parameters), bucket_mb)) {}
+
+GradientReducer::~GradientReducer() { *impl_->alive = false; }
+
+std::size_t GradientReducer::buckets() const { return impl_->buckets.size(); }
+
+double GradientReducer::take_wait_seconds() {
+  const double s = impl_->wait_seconds;
+  impl_->wait_seconds = 0.0;
+  return s;
+}
+
+void GradientReducer::prepare() {
+  auto& m = *impl_;
+  if (!m.dist.is_distributed()) return;
+  std::lock_guard<std::mutex> lock(m.mutex);
+  std::vector<char> trainable(m.parameters.size());
+  for (std::size_t i = 0; i < m.parameters.size(); ++i) trainable[i] = m.parameters[i].second.requires_grad();
+  if (trainable != m.trainable) {
+    // Freeze-then-open changed the trainable set: find the used parameters again.
+    m.trainable = trainable;
+    m.discover = true;
+    for (std::size_t i = 0; i < trainable.size(); ++i)
+      if (trainable[i]) m.hook(i);
+  }
+  std::fill(m.got.begin(), m.got.end(), 0);
+  m.reset_buckets();
+  m.active = true;
+}
+
+void GradientReducer::finish() {
+  auto& m = *impl_;
+  if (!m.dist.is_distributed()) return;
+  std::unique_lock<std::mutex> lock(m.mutex);
+  m.active = false;
+  const auto start = Clock::now();
+  if (m.discover) {
+    // Agree on the used parameters, then average this step synchronously with the new layout.
+    auto used = torch::zeros({static_cast<int64_t>(m.parameters.size())});
+    for (std::size_t i = 0; i < m.parameters.size(); ++i) used[static_cast<int64_t>(i)] = m.got[i] ? 1.0f : 0.0f;
+    m.dist.all_reduce_sum(used);
+    std::vector<char> use(m.parameters.size());
+    for (std::size_t i = 0; i < use.size(); ++i) use[i] = m.trainable[i] && used[static_cast<int64_t>(i)].item<float>() > 0;
+    m.make_layout(use);
+    m.reset_buckets();
+    for (auto& bucket : m.buckets) {
+      for (std::size_t k : bucket.members) {
+        const auto& p = m.parameters[k].second;
+        auto slice = bucket.buffer.narrow(0, m.slots[k].offset, p.numel()).view(p.sizes());
+        if (m.got[k] && p.grad().defined())
+          slice.copy_(p.grad());
+        else
+          slice.zero_();
+      }
+      bucket.pending = 0;
+    }
+    m.discover = false;
+  } else {
+    // Members that got no gradient on this rank this time contribute zeros.
+    for (auto& bucket : m.buckets) {
+      if (bucket.pending == 0) continue;
+      for (std::size_t k : bucket.members)
+        if (!m.got[k]) {
+          const auto& p = m.parameters[k].second;
+          bucket.buffer.narrow(0, m.slots[k].offset, p.numel()).zero_();
+        }
+      bucket.pending = 0;
+    }
+  }
+  m.launch_ready();
+  const double world = static_cast<double>(m.dist.world_size());
+  for (auto& bucket : m.buckets) {
+    bucket.work.wait();
+    bucket.buffer.div_(world);
+    m.write_back(bucket);
+  }
+  m.wait_seconds += std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// ---- local launcher -----------------------------------------------------------------------------
+
+namespace {
+
+std::atomic<int> g_launcher_signal{0};
+
+extern "C" void launcher_on_signal(int signal) { g_launcher_signal.store(signal); }
+
+}  // namespace
+
+int launch_local_processes(int nproc, const std::vector<std::string>& argv, std::chrono::milliseconds grace) {
+  TORCH_CHECK(nproc >= 1, "launch needs at least one process (got ", nproc, ")");
+  TORCH_CHECK(!argv.empty(), "launch needs a program");
+#if !REID_HAVE_C10D
+  throw Error("this build of LibReID has no c10d (PyTorch distributed): --nproc-per-node needs it");
+#else
+  // The launcher hosts the rendezvous store, so that it outlives any rank: the others can then
+  // still tell which rank died.
+  c10d::TCPStoreOptions store_options;
+  store_options.port = 0;
+  store_options.isServer = true;
+  store_options.waitWorkers = false;
+  auto store = c10::make_intrusive<c10d::TCPStore>("127.0.0.1", store_options);
+  const int port = store->getPort();
+
+  std::vector<std::string> environment;
+  for (char** e = environ; *e; ++e) {
+    const std::string entry = *e;
+    const std::string key = entry.substr(0, entry.find('='));
+    if (key == "RANK" || key == "LOCAL_RANK" || key == "WORLD_SIZE" || key == "MASTER_ADDR" || key == "MASTER_PORT" ||
+        key == "TORCHELASTIC_USE_AGENT_STORE" || key == "LOCAL_WORLD_SIZE")
+      continue;
+    environment.push_back(entry);
+  }
+  auto previous_int = std::signal(SIGINT, launcher_on_signal);
+  auto previous_term = std::signal(SIGTERM, launcher_on_signal);
+  std::vector<pid_t> pids(static_cast<std::size_t>(nproc), -1);
+  const pid_t launcher = getpid();
+  for (int rank = 0; rank < nproc; ++rank) {
+    std::vector<std::string> env_strings = environment;
+    env_strings.push_back("RANK=" + std::to_string(rank));
+    env_strings.push_back("LOCAL_RANK=" + std::to_string(rank));
+    env_strings.push_back("WORLD_SIZE=" + std::to_string(nproc));
+    env_strings.push_back("LOCAL_WORLD_SIZE=" + std::to_string(nproc));
+    env_strings.push_back("MASTER_ADDR=127.0.0.1");
+    env_strings.push_back("MASTER_PORT=" + std::to_string(port));
+    env_strings.push_back("TORCHELASTIC_USE_AGENT_STORE=True");
+    std::vector<char*> envp, args;
+    for (auto& s : env_strings) envp.push_back(s.data());
+    envp.push_back(nullptr);
+    std::vector<std::string> arg_strings = argv;
+    for (auto& s : arg_strings) args.push_back(s.data());
+    args.push_back(nullptr);
+    const pid_t pid = fork();
+    if (pid < 0) throw Error(std::string("cannot start rank ") + std::to_string(rank) + ": " + std::strerror(errno));
+    if (pid == 0) {
+      // Own process group: a Ctrl-C in the terminal reaches the launcher only, which forwards it
+      // once (a second SIGINT would kill a rank before its checkpoint). Die with the launcher.
+      setpgid(0, 0);
+      prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (getppid() != launcher) _exit(143);
+      std::signal(SIGINT, SIG_DFL);
+      std::signal(SIGTERM, SIG_DFL);
+      execvpe(args[0], args.data(), envp.data());
+      std::fprintf(stderr, "error: cannot start %s: %s\n", args[0], std::strerror(errno));
+      _exit(127);
+    }
+    pids[static_cast<std::size_t>(rank)] = pid;
+    logger().info("launcher: rank {} is pid {}", rank, pid);
+  }
+
+  int result = 0, first_failed = -1, forwarded = 0;
+  Clock::time_point failed_at{}, terminated_at{};
+  bool terminated = false, killed = false;
+  int alive = nproc;
+  while (alive > 0) {
+    const int signal = g_launcher_signal.exchange(0);
+    if (signal != 0) {
+      ++forwarded;
+      for (pid_t pid : pids)
+        if (pid > 0) kill(pid, signal);
+      if (forwarded > 1)  // a second Ctrl-C: stop now
+        for (pid_t pid : pids)
+          if (pid > 0) kill(pid, SIGKILL);
+    }
+    int status = 0;
+    const pid_t pid = waitpid(-1, &status, WNOHANG);
+    if (pid > 0) {
+      const auto it = std::find(pids.begin(), pids.end(), pid);
+      if (it == pids.end()) continue;
+      const int rank = static_cast<int>(it - pids.begin());
+      *it = -1;
+      --alive;
+      const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      if (code != 0 && first_failed < 0) {
+        first_failed = rank;
+        result = code;
+        failed_at = Clock::now();
+        if (forwarded == 0)
+          logger().error("launcher: rank {} {} {}; waiting up to {} s for the other ranks", rank,
+                         WIFEXITED(status) ? "exited with" : "was killed by signal",
+                         WIFEXITED(status) ? code : WTERMSIG(status), grace.count() / 1000);
+      }
+      continue;
+    }
+    if (pid < 0 && errno != EINTR) break;
+    if (first_failed >= 0 && !terminated && Clock::now() - failed_at > grace) {
+      logger().error("launcher: terminating the remaining ranks");
+      for (pid_t p : pids)
+        if (p > 0) kill(p, SIGTERM);
+      terminated = true;
+      terminated_at = Clock::now();
+    }
+    if (terminated && !killed && Clock::now() - terminated_at > std::chrono::seconds(10)) {
+      for (pid_t p : pids)
+        if (p > 0) kill(p, SIGKILL);
+      killed = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::signal(SIGINT, previous_int);
+  std::signal(SIGTERM, previous_term);
+  return result;
+#endif
+}
+
+}  // namespace reid::engine

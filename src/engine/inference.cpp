@@ -1,0 +1,146 @@
+#include "reid/engine/inference.h"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+
+#include <torch/torch.h>
+
+#include "reid/core/error.h"
+#include "reid/core/logging.h"
+#include "reid/core/runtime.h"
+#include "reid/engine/builders.h"
+#include "reid/eval/visualize.h"
+#include "reid/models/weights.h"
+
+namespace fs = std::filesystem;
+
+namespace reid::engine {
+namespace {
+
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+}  // namespace
+
+eval::FeatureSet extract_features(models::ReidModelImpl& model, const data::RecordList& records,
+                                  const data::Transform& transform, const eval::ExtractOptions& options,
+                                  Distributed& dist) {
+  if (!dist.is_distributed()) return eval::extract_features(model, records, transform, options);
+  // Contiguous shards, so that concatenating them in rank order restores the record order.
+  const int64_t n = static_cast<int64_t>(records->size()), world = dist.world_size(), rank = dist.rank();
+  const int64_t begin = n * rank / world, end = n * (rank + 1) / world;
+  const auto shard = data::make_record_list(
+      std::vector<data::ImageRecord>(records->begin() + begin, records->begin() + end));
+  auto part = eval::extract_features(model, shard, transform, options);
+  eval::FeatureSet set;
+  set.features = dist.gather_rows(part.features.to(dist.device())).to(torch::kCPU);
+  std::vector<int64_t> pids, camids;
+  for (const auto& r : *records) {
+    pids.push_back(r.pid);
+    camids.push_back(r.camid);
+    set.paths.push_back(r.path);
+  }
+  set.pids = torch::tensor(pids, torch::kLong);
+  set.camids = torch::tensor(camids, torch::kLong);
+  return set;
+}
+
+std::map<std::string, eval::EvalResult> evaluate_targets(models::ReidModelImpl& model,
+                                                         const std::vector<data::DatasetSplits>& targets,
+                                                         const EvaluationOptions& options,
+                                                         const std::string& output_dir, Distributed* dist) {
+  Distributed single(options.extract.device);
+  Distributed& group = dist ? *dist : single;
+  std::map<std::string, eval::EvalResult> results;
+  const data::Transform transform(options.transform);
+  for (const auto& target : targets) {
+    const double start = now();
+    const auto query = extract_features(model, data::make_record_list(target.query), transform, options.extract, group);
+    const auto gallery =
+        extract_features(model, data::make_record_list(target.gallery), transform, options.extract, group);
+    if (!group.is_main()) continue;
+    const double extracted = now();
+    auto retrieval = options.retrieval;
+    retrieval.cuhk03_single_shot = std::count(options.single_gallery_shot.begin(), options.single_gallery_shot.end(),
+                                              target.name) > 0;
+    const auto result = eval::evaluate_retrieval(query, gallery, retrieval);
+    logger().info("{}: {} (features {:.1f}s, metrics {:.1f}s)", target.name, result.summary(options.ranks),
+                  extracted - start, now() - extracted);
+    if (!output_dir.empty() && options.save_features) {
+      const std::string dir = (fs::path(output_dir) / "features" / target.name).string();
+      eval::save_feature_set(query, dir, "query");
+      eval::save_feature_set(gallery, dir, "gallery");
+      logger().info("{}: features written to {}", target.name, dir);
+    }
+    if (!output_dir.empty() && options.visualize > 0) {
+      const auto [q, g] = eval::prepare_features(query, gallery, retrieval);
+      std::unique_ptr<eval::KReciprocalReranker> reranker;
+      if (retrieval.rerank)
+        reranker = std::make_unique<eval::KReciprocalReranker>(q, g, retrieval.metric, retrieval.rerank_options);
+      eval::RankedListOptions ranked;
+      ranked.topk = options.visualize_topk;
+      const std::string dir = (fs::path(output_dir) / "ranked_lists" / target.name).string();
+      const auto files = eval::write_ranked_lists(
+          [&](int64_t i) {
+            return reranker ? reranker->rows(i, i + 1)[0].clone()
+                            : eval::compute_distance(q.narrow(0, i, 1), g, retrieval.metric)[0];
+          },
+          query, gallery, eval::worst_queries(result, options.visualize), dir, ranked);
+      logger().info("{}: {} ranked lists of the worst queries in {}", target.name, files.size(), dir);
+    }
+    results.emplace(target.name, result);
+  }
+  return results;
+}
+
+models::ReidModel load_model_for_inference(const Config& config, const std::string& weights,
+                                           const Registries& registries) {
+  const auto state = models::read_state_dict(weights);
+  int64_t classes = 0;
+  const auto it = state.find("classifier.weight");
+  if (it != state.end()) {
+    classes = it->second.size(0);
+    if (config.model.classifier == "subcenter_arcface") classes /= config.model.subcenters;
+  }
+  auto model = build_model(config, classes, parse_device(config.device), registries.models);
+  const auto report = models::load_state_dict(*model, state, /*strict=*/false);
+  if (!report.missing.empty() || !report.mismatched.empty())
+    throw IOError(weights, "the weights do not fit model " + config.model.name + ": " + report.summary());
+  if (!report.unexpected.empty()) logger().warn("weights {}: {}", weights, report.summary());
+  model->eval();
+  if (config.solver.channels_last) models::to_channels_last(*model);
+  return model;
+}
+
+std::map<std::string, eval::EvalResult> test(const Config& config, const Registries& registries) {
+  std::string weights = config.test.weights;
+  if (weights.empty()) {
+    for (const char* name : {"model_best.pt", "model_final.pt"}) {
+      const fs::path candidate = fs::path(config.output_dir) / name;
+      if (fs::exists(candidate)) {
+        weights = candidate.string();
+        break;
+      }
+    }
+    if (weights.empty())
+      throw ConfigError("test.weights", "no weights given and none found in " + config.output_dir +
+                                            " (model_best.pt, model_final.pt): pass --weights");
+  }
+  auto model = load_model_for_inference(config, weights, registries);
+  logger().info("evaluating {} ({})", weights, config.model.name);
+  const auto targets = load_datasets(config, /*sources=*/false, registries.datasets);
+  if (targets.empty()) throw ConfigError("data.targets", "no test dataset configured");
+  for (const auto& d : targets) logger().info("\n{}", data::statistics_table(d));
+  return evaluate_targets(*model, targets, evaluation_options(config, parse_device(config.device)), config.output_dir);
+}
+
+eval::FeatureSet extract(const Config& config, const std::string& weights, const data::RecordList& records,
+                         const std::string& output_dir, const std::string& name, const Registries& registries) {
+  auto model = load_model_for_inference(config, weights, registries);
+  const auto options = evaluation_options(config, parse_device(config.device));
+  const auto set = eval::extract_features(*model, records, data::Transform(options.transform), options.extract);
+  eval::save_feature_set(set, output_dir, name);
+  return set;
+}
+
+}  // namespace reid::engine
