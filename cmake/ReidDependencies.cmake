@@ -6,6 +6,7 @@ find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs)
 find_package(yaml-cpp REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(Threads REQUIRED)
+find_package(ZLIB REQUIRED)  # CRC-32 of checkpoint and weight records
 # at::parallel_for is a header template whose OpenMP pragmas only take effect in code compiled
 # with OpenMP: without it our parallel loops silently run on one thread.
 find_package(OpenMP REQUIRED COMPONENTS CXX)

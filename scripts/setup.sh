@@ -13,7 +13,7 @@ BUILD_DIR=${BUILD_DIR:-build}
 
 PACKAGES=(
   # toolchain
-  build-essential cmake ninja-build ccache pkg-config
+  build-essential cmake ninja-build ccache pkg-config zlib1g-dev
   # libraries
   libtorch-dev libgloo-dev libopenblas0-openmp libopencv-dev libyaml-cpp-dev libspdlog-dev libcli11-dev
   libgtest-dev libmatio-dev libprotobuf-dev protobuf-compiler

@@ -48,7 +48,8 @@ Config load_config(const CommonOptions& options) {
   std::vector<std::string> overrides = options.overrides;
   if (!options.output_dir.empty()) overrides.push_back("output_dir=" + options.output_dir);
   if (!options.device.empty()) overrides.push_back("device=" + options.device);
-  if (options.threads >= 0) overrides.push_back("threads=" + std::to_string(options.threads));
+  if (options.threads != std::numeric_limits<int>::min())
+    overrides.push_back("threads=" + std::to_string(options.threads));
   return config::load_config(options.config_file, overrides);
 }
 
@@ -79,7 +80,7 @@ bool prepare_run(const Config& config, const CommonOptions& options, const std::
   }
   const std::filesystem::path out(config.output_dir);
   setup_logging((out / "log.txt").string(), options.verbose);
-  config::save_config(config, (out / config_name).string());
+  if (!config_name.empty()) config::save_config(config, (out / config_name).string());
   set_num_threads(config.threads);
   seed_everything(static_cast<std::uint64_t>(config.seed));
   logger().info("{} {}", tool, options.config_file.empty() ? "(built-in defaults)" : options.config_file);
@@ -112,6 +113,9 @@ std::string describe_exception(const std::exception& error) {
 int run_main(const std::function<int()>& body) {
   try {
     return body();
+  } catch (const UsageError& error) {
+    std::cerr << "error: " << error.what() << " (see --help)" << std::endl;
+    return 2;
   } catch (const std::exception& error) {
     const std::string message = describe_exception(error);
     // In a multi-process job every rank may fail: say which one is talking.

@@ -4,6 +4,8 @@
 // library entry point.
 
 #include <functional>
+#include <stdexcept>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -13,13 +15,19 @@
 
 namespace reid::tools {
 
+/// A command-line usage error (exit status 2, like a parse error).
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 /// Options every config-driven tool shares.
 struct CommonOptions {
   std::string config_file;
   std::string output_dir;
   std::vector<std::string> overrides;
   std::string device;
-  int threads = -1;
+  /// Unset unless given (any value given is validated, so --threads -3 is an error).
+  int threads = std::numeric_limits<int>::min();
   bool print_config = false;
   bool list_keys = false;
   bool verbose = false;
@@ -40,7 +48,8 @@ Config load_config(const CommonOptions& options);
 /// Prints the resolved config (--print-config) or the key table (--list-keys) and returns true
 /// when one of them was given. Otherwise sets up
 /// logging to the console and <output_dir>/log.txt, writes <output_dir>/<config_name>, sets the
-/// thread count and seed, logs the environment, and returns false. A process of rank > 0 in a
+/// thread count and seed, logs the environment, and returns false (an empty `config_name` writes
+/// no config: reid-train's library entry point writes it once the run is known to start). A process of rank > 0 in a
 /// multi-process job writes no files and logs only warnings and errors, prefixed with its rank.
 bool prepare_run(const Config& config, const CommonOptions& options, const std::string& tool,
                  const std::string& config_name = "config.yaml", int rank = 0);

@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
     app.add_option("--root", root, "Folder relative paths in --list start from (default: the list's folder)");
     app.add_option("--name", name, "Prefix of the output files (default: features)");
     if (const int code = reid::tools::parse_command_line(app, argc, argv); code >= 0) return code;
-    if (images.empty() == list.empty()) throw reid::ConfigError("--images/--list", "give exactly one of --images and --list");
+    if (images.empty() == list.empty()) throw reid::tools::UsageError("give exactly one of --images and --list");
     const reid::Config config = reid::tools::load_config(options);
     if (reid::tools::prepare_run(config, options, "reid-extract", "config_extract.yaml")) return 0;
     const auto records = reid::data::make_record_list(

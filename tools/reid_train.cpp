@@ -33,18 +33,29 @@ int main(int argc, char** argv) {
   return reid::tools::run_main([&]() -> int {
     CLI::App app{"reid-train: train a person re-identification model from a YAML config"};
     reid::tools::CommonOptions options;
-    bool resume = false;
+    bool resume = false, overwrite = false;
     int nproc = 1;
     reid::tools::add_common_options(app, options);
     app.add_flag("--resume", resume, "Continue from <output-dir>/checkpoints/last.ckpt");
+    app.add_flag("--overwrite", overwrite,
+                 "Start afresh in an output folder that already holds a run (its checkpoint, weights and "
+                 "metrics are removed)");
     app.add_option("--nproc-per-node", nproc,
                    "Train data-parallel with N processes on this machine (data.batch_size stays the global batch)")
         ->check(CLI::PositiveNumber);
     if (const int code = reid::tools::parse_command_line(app, argc, argv); code >= 0) return code;
     const reid::Config config = reid::tools::load_config(options);
+    if (resume && overwrite) throw reid::tools::UsageError("--overwrite cannot be combined with --resume");
     const auto job = reid::engine::distributed_options_from_environment();
+    const int rank = job ? job->rank : 0;
+    if (reid::tools::print_requested(config, options)) return 0;
+    // Before anything is written into the folder (the log included): refuse to mix two runs,
+    // and refuse a resume the checkpoint cannot support.
+    if (rank == 0) {
+      reid::engine::prepare_run_folder(config.output_dir, resume, overwrite);
+      if (resume) reid::engine::check_resume(config);
+    }
     if (nproc > 1) {
-      if (reid::tools::print_requested(config, options)) return 0;
       if (job && job->world_size > 1)
         throw reid::ConfigError("--nproc-per-node", "this process already belongs to a " +
                                                         std::to_string(job->world_size) +
@@ -56,11 +67,11 @@ int main(int argc, char** argv) {
       return reid::engine::launch_local_processes(nproc, rank_command_line(argc, argv),
                                                   std::chrono::seconds(config.distributed.timeout));
     }
-    const int rank = job ? job->rank : 0;
-    if (reid::tools::prepare_run(config, options, "reid-train", "config.yaml", rank)) return 0;
+    if (reid::tools::prepare_run(config, options, "reid-train", "", rank)) return 0;
     reid::engine::install_signal_handlers();
     reid::engine::TrainSetup setup;
     setup.resume = resume;
+    setup.overwrite = overwrite;
     setup.distributed = job;
     const auto result = reid::engine::train(config, setup);
     if (result.interrupted) return 128 + (reid::engine::stop_signal() ? reid::engine::stop_signal() : SIGINT);

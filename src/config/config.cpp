@@ -72,8 +72,8 @@ void validate_data(const DataConfig& d, const SamplerConfig& s) {
   require(!d.sources.empty(), "data.sources", "needs at least one training dataset");
   require_unique("data.sources", d.sources);
   require_unique("data.targets", d.targets);
-  require_at_least("data.height", d.height, 16);
-  require_at_least("data.width", d.width, 8);
+  require_range("data.height", d.height, 16, 4096);
+  require_range("data.width", d.width, 8, 4096);
   require_unique("data.transforms", d.transforms);
   for (std::size_t i = 0; i < d.transforms.size(); ++i) {
     const std::string key = "data.transforms[" + std::to_string(i) + "]";
@@ -98,21 +98,22 @@ void validate_data(const DataConfig& d, const SamplerConfig& s) {
   require(d.mean.size() == 3, "data.mean", "needs 3 values (RGB)");
   require(d.std.size() == 3, "data.std", "needs 3 values (RGB)");
   for (double v : d.std) require_positive("data.std", v);
-  require_at_least("data.batch_size", d.batch_size, 1);
-  require_at_least("data.workers", d.workers, 0);
-  require_at_least("data.prefetch", d.prefetch, 1);
+  require_range("data.batch_size", d.batch_size, 1, 65536);
+  require_range("data.workers", d.workers, 0, 256);
+  require_range("data.prefetch", d.prefetch, 1, 1024);
+  require_at_least("data.max_image_pixels", d.max_image_pixels, 1);
   require_range("data.cuhk03.split_id", d.cuhk03.split_id, 0, 19);
   const auto& sy = d.synthetic;
-  require_at_least("data.synthetic.train_ids", sy.train_ids, 2);
   require_at_least("data.synthetic.test_ids", sy.test_ids, 1);
-  require_at_least("data.synthetic.cameras", sy.cameras, 2);
-  require_at_least("data.synthetic.images_per_camera", sy.images_per_camera, 1);
-  require_at_least("data.synthetic.height", sy.height, 32);
-  require_at_least("data.synthetic.width", sy.width, 16);
+  require_range("data.synthetic.height", sy.height, 32, 1024);
+  require_range("data.synthetic.width", sy.width, 16, 1024);
+  require_range("data.synthetic.train_ids", sy.train_ids, 2, 100000);
+  require_range("data.synthetic.images_per_camera", sy.images_per_camera, 1, 1000);
+  require_range("data.synthetic.cameras", sy.cameras, 2, 100);
   require_at_least("data.synthetic.seed", sy.seed, 0);
 
   require_choice("sampler.name", s.name, {"random", "identity", "cross_camera"});
-  require_at_least("sampler.num_instances", s.num_instances, 1);
+  require_range("sampler.num_instances", s.num_instances, 1, 4096);
   if (s.name != "random") {
     require(d.batch_size % s.num_instances == 0, "data.batch_size",
             "must be a multiple of sampler.num_instances (" + to_text(s.num_instances) +
@@ -166,7 +167,7 @@ void validate_solver(const SolverConfig& s) {
   require_positive("solver.gamma", s.gamma);
   require_at_least("solver.flat_epochs", s.flat_epochs, 0);
   require_at_least("solver.min_lr", s.min_lr, 0.0);
-  require_at_least("solver.max_epochs", s.max_epochs, 1);
+  require_range("solver.max_epochs", s.max_epochs, 1, 1000000);
   require_at_least("solver.warmup_epochs", s.warmup_epochs, 0);
   require(s.warmup_epochs < s.max_epochs || s.warmup_epochs == 0, "solver.warmup_epochs",
           "must be shorter than solver.max_epochs (" + to_text(s.max_epochs) + ")");
@@ -183,7 +184,7 @@ void validate_solver(const SolverConfig& s) {
 }
 
 void validate_test(const TestConfig& t) {
-  require_at_least("test.batch_size", t.batch_size, 1);
+  require_range("test.batch_size", t.batch_size, 1, 65536);
   require_choice("test.metric", t.metric, {"euclidean", "cosine"});
   require_at_least("test.rerank_k1", t.rerank_k1, 1);
   require_at_least("test.rerank_k2", t.rerank_k2, 1);
@@ -212,7 +213,7 @@ void Config::validate() const {
   require_positive("distributed.bucket_mb", distributed.bucket_mb);
   require(!output_dir.empty(), "output_dir", "must not be empty");
   require_at_least("seed", seed, 0);
-  require_at_least("threads", threads, 0);
+  require_range("threads", threads, 0, 1024);
   const bool device_ok =
       device == "cpu" || device == "cuda" ||
       (utils::starts_with(device, "cuda:") && device.size() > 5 &&

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <set>
 #include <sstream>
 #include <type_traits>
@@ -278,9 +279,77 @@ YAML::Node deep_merge(const YAML::Node& base, const YAML::Node& over) {
   return merged;
 }
 
+// yaml-cpp parses nesting recursively: reject absurd depths before it sees the text, so that a
+// hostile `[[[[...` cannot overflow the stack. Configs nest four levels deep.
+void check_nesting(const std::string& text, const std::string& origin) {
+  constexpr int kMaxDepth = 64, kMaxIndent = 256;
+  if (text.size() > (std::size_t{4} << 20)) throw ConfigError(origin, "too large for a config (over 4 MB)");
+  int depth = 0, line = 1, column = 0;
+  bool line_start = true;
+  char quote = 0;
+  for (char c : text) {
+    if (c == '\n') {
+      ++line;
+      column = 0;
+      line_start = true;
+      continue;
+    }
+    ++column;
+    if (line_start && (c == ' ' || c == '-')) {
+      if (column > kMaxIndent)
+        throw ConfigError(origin + ":" + std::to_string(line), "nested too deeply (more than " +
+                                                                   std::to_string(kMaxIndent) + " levels of indentation)");
+      continue;
+    }
+    line_start = false;
+    if (quote) {
+      if (c == quote) quote = 0;
+      continue;
+    }
+    if (c == '\'' || c == '"') quote = c;
+    else if (c == '#') quote = '\n';  // a comment runs to the end of the line
+    else if (c == '[' || c == '{') {
+      if (++depth > kMaxDepth)
+        throw ConfigError(origin + ":" + std::to_string(line), "nested too deeply (more than " +
+                                                                   std::to_string(kMaxDepth) + " levels of [ or {)");
+    } else if (c == ']' || c == '}') {
+      depth = std::max(0, depth - 1);
+    }
+  }
+}
+
+// Duplicate keys (yaml-cpp keeps both and the first wins silently), keys that are not plain
+// scalars, and trees that aliases blow up (each alias is a copy once merged).
+void check_tree(const YAML::Node& node, const std::string& origin, int depth, std::size_t& count) {
+  if (++count > 100000) throw ConfigError(origin, "too many values (aliases expand to more than 100000)");
+  if (depth > 64) throw ConfigError(origin, "nested too deeply");
+  if (node.IsSequence()) {
+    for (const auto& item : node) check_tree(item, origin, depth + 1, count);
+  } else if (node.IsMap()) {
+    std::map<std::string, int> seen;
+    for (const auto& entry : node) {
+      const int line = entry.first.Mark().line + 1;
+      if (!entry.first.IsScalar())
+        throw ConfigError(origin + ":" + std::to_string(line), "a key must be a plain name (got " +
+                                                                   describe(entry.first) + ")");
+      const std::string key = entry.first.Scalar();
+      const auto previous = seen.emplace(key, line);
+      if (!previous.second)
+        throw ConfigError(origin + ":" + std::to_string(line),
+                          "key '" + key + "' is given twice in the same mapping (lines " +
+                              std::to_string(previous.first->second) + " and " + std::to_string(line) +
+                              "): merge them into one");
+      check_tree(entry.second, origin, depth + 1, count);
+    }
+  }
+}
+
 YAML::Node parse_yaml(const std::string& text, const std::string& origin) {
+  check_nesting(text, origin);
   try {
     YAML::Node node = YAML::Load(text);
+    std::size_t count = 0;
+    check_tree(node, origin, 0, count);
     if (node.IsNull()) return YAML::Node(YAML::NodeType::Map);
     if (!node.IsMap())
       throw ConfigError(origin, "a config must be a YAML mapping of keys (got " + describe(node) +
@@ -363,8 +432,11 @@ void apply_override(YAML::Node& root, const std::string& assignment) {
   for (const auto& part : parts)
     if (part.empty()) throw ConfigError("--set " + assignment, "empty key component in '" + key + "'");
   YAML::Node value;
+  check_nesting(text, "--set " + key);
   try {
     value = YAML::Load(text);
+    std::size_t count = 0;
+    check_tree(value, "--set " + key, 0, count);
   } catch (const YAML::ParserException& e) {
     throw ConfigError(key, "the --set value '" + text + "' is not valid YAML: " + e.msg);
   }
@@ -422,5 +494,40 @@ void save_config(const Config& config, const std::string& path) {
 }
 
 std::vector<KeyInfo> list_keys() { return key_table().keys; }
+
+namespace {
+
+struct Flattener {
+  std::string prefix;
+  std::map<std::string, std::string>* values;
+  template <class T>
+  void operator()(const char* key, T& field) {
+    const std::string path = path_join(prefix, key);
+    if constexpr (IsSection<T>::value) {
+      Flattener child{path, values};
+      field.visit(child);
+    } else {
+      (*values)[path] = flow_value(field);
+    }
+  }
+};
+
+std::map<std::string, std::string> flatten(const Config& config) {
+  Config copy = config;
+  std::map<std::string, std::string> values;
+  Flattener flattener{"", &values};
+  copy.visit(flattener);
+  return values;
+}
+
+}  // namespace
+
+std::vector<KeyDifference> diff_configs(const Config& a, const Config& b) {
+  const auto x = flatten(a), y = flatten(b);
+  std::vector<KeyDifference> out;
+  for (const auto& key : key_table().keys)
+    if (x.at(key.path) != y.at(key.path)) out.push_back({key.path, x.at(key.path), y.at(key.path)});
+  return out;
+}
 
 }  // namespace reid::config

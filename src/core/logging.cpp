@@ -39,6 +39,7 @@ void setup_logging(const std::string& log_file, bool verbose) {
     std::error_code ec;
     const auto parent = std::filesystem::path(log_file).parent_path();
     if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+    if (ec) throw IOError(parent.string(), "cannot create the output folder: " + ec.message());
     try {
       auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(log_file, /*truncate=*/false);
       file->set_pattern("[%Y-%m-%d %H:%M:%S.%e] %l %v");

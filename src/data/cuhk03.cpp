@@ -175,7 +175,7 @@ DatasetSplits cuhk03_np(const fs::path& dir, const std::string& kind) {
     return records;
   };
   splits.train = parse("bounding_box_train");
-  relabel(splits.train);
+  splits.train_ids = relabel(splits.train);
   splits.query = parse("query");
   splits.gallery = parse("bounding_box_test");
   return splits;
@@ -322,7 +322,7 @@ DatasetSplits cuhk03(const DatasetOptions& options) {
     return records;
   };
   splits.train = take(train_idx);
-  relabel(splits.train);
+  splits.train_ids = relabel(splits.train);
   splits.query = take(query_idx);
   splits.gallery = take(gallery_idx);
   return splits;

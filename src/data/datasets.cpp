@@ -84,7 +84,7 @@ DatasetSplits market_style(const std::string& name, const std::vector<fs::path>&
   DatasetSplits splits;
   splits.name = name;
   splits.train = parse_market_dir(dir / "bounding_box_train", max_camera);
-  relabel(splits.train);
+  splits.train_ids = relabel(splits.train);
   splits.query = parse_market_dir(dir / "query", max_camera);
   splits.gallery = parse_market_dir(dir / "bounding_box_test", max_camera);
   splits.distractor_pids = std::move(distractors);
@@ -239,7 +239,7 @@ DatasetSplits msmt17(const DatasetOptions& options) {
     // val holds more images of the training identities: one label space for both.
     std::vector<ImageRecord> both = splits.train;
     both.insert(both.end(), splits.val.begin(), splits.val.end());
-    relabel(both);
+    relabel(both);  // no train_ids: MSMT17's query/gallery ids are numbered afresh
     std::copy(both.begin(), both.begin() + static_cast<std::ptrdiff_t>(splits.train.size()), splits.train.begin());
     std::copy(both.begin() + static_cast<std::ptrdiff_t>(splits.train.size()), both.end(), splits.val.begin());
     return splits;
@@ -261,7 +261,7 @@ DatasetSplits custom_dataset(const DatasetOptions& options) {
                                      "data.custom.query_list + data.custom.gallery_list");
   if (!c.train_list.empty()) {
     splits.train = parse_custom_list(c.train_list, image_root);
-    relabel(splits.train);
+    splits.train_ids = relabel(splits.train);
   }
   if (!c.query_list.empty() || !c.gallery_list.empty()) {
     if (c.query_list.empty() || c.gallery_list.empty())

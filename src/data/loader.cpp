@@ -69,7 +69,7 @@ Batch DataLoader::load(const std::vector<int64_t>& indices, uint64_t seed, int64
     const ImageRecord& record = (*records_)[static_cast<std::size_t>(indices[static_cast<std::size_t>(slot)])];
     Rng rng(mix_seed(batch_seed, static_cast<uint64_t>(first_slot + slot)));
     try {
-      transform_.apply(read_image(record.path), data + row * stride, rng);
+      transform_.apply(read_image(record.path, options_.max_image_pixels), data + row * stride, rng);
     } catch (const IOError&) {
       if (!options_.skip_bad_images) throw;
       ++batch.skipped;

@@ -6,6 +6,8 @@
 #include <set>
 
 #include "reid/core/error.h"
+#include "reid/core/logging.h"
+#include "reid/data/image_io.h"
 
 namespace reid::data {
 
@@ -25,12 +27,27 @@ int64_t count_cameras(const std::vector<ImageRecord>& records) {
   return static_cast<int64_t>(cams.size());
 }
 
-void relabel(std::vector<ImageRecord>& records) {
+std::vector<int64_t> relabel(std::vector<ImageRecord>& records) {
   std::map<int64_t, int64_t> labels;
   for (const auto& r : records) labels.emplace(r.pid, 0);
   int64_t next = 0;
-  for (auto& entry : labels) entry.second = next++;
+  std::vector<int64_t> original;
+  for (auto& entry : labels) {
+    entry.second = next++;
+    original.push_back(entry.first);
+  }
   for (auto& r : records) r.pid = labels[r.pid];
+  return original;
+}
+
+std::vector<int64_t> shared_identities(const DatasetSplits& splits) {
+  const std::set<int64_t> train(splits.train_ids.begin(), splits.train_ids.end());
+  const std::set<int64_t> distractors(splits.distractor_pids.begin(), splits.distractor_pids.end());
+  std::set<int64_t> shared;
+  for (const auto* split : {&splits.query, &splits.gallery})
+    for (const auto& r : *split)
+      if (train.count(r.pid) && !distractors.count(r.pid)) shared.insert(r.pid);
+  return {shared.begin(), shared.end()};
 }
 
 void combine_all(DatasetSplits& splits) {
@@ -48,6 +65,7 @@ void combine_all(DatasetSplits& splits) {
     r.pid += offset;
     splits.train.push_back(r);
   }
+  splits.train_ids.clear();  // test identities join training on purpose
 }
 
 std::vector<ImageRecord> merge_training_sets(const std::vector<DatasetSplits>& datasets) {
@@ -98,6 +116,46 @@ void check_not_empty(const DatasetSplits& splits, bool need_train, bool need_tes
     check(splits.query, "query");
     check(splits.gallery, "gallery");
   }
+}
+
+}  // namespace reid::data
+
+namespace reid::data {
+
+int64_t check_dataset_images(DatasetSplits& splits, bool train, bool test, int64_t max_pixels, bool skip) {
+  int64_t dropped = 0;
+  std::vector<std::pair<const char*, std::vector<ImageRecord>*>> parts;
+  if (train) parts.emplace_back("training", &splits.train);
+  if (test) {
+    parts.emplace_back("query", &splits.query);
+    parts.emplace_back("gallery", &splits.gallery);
+  }
+  for (auto& part : parts) {
+    ImageCheck check = check_images(*part.second, max_pixels);
+    if (check.bad.empty()) continue;
+    const std::string count = std::to_string(check.bad.size()) + " of " + std::to_string(part.second->size()) + " " +
+                              part.first + " images of dataset " + splits.name;
+    std::string first;
+    for (std::size_t i = 0; i < std::min<std::size_t>(3, check.bad.size()); ++i)
+      first += (i ? "; " : "") + check.bad[i];
+    if (!skip)
+      throw IOError(check.bad.front().substr(0, check.bad.front().find(": ")),
+                    count + " cannot be read, found before training (" + first +
+                        "); fix or remove them, or set data.skip_bad_images=true to leave them out");
+    logger().warn("{} cannot be read and are left out (data.skip_bad_images): {}", count, first);
+    dropped += static_cast<int64_t>(check.bad.size());
+    *part.second = std::move(check.good);
+    if (part.second == &splits.train) {
+      // Identities may have vanished: renumber, keeping each label's dataset identity.
+      const auto kept = relabel(splits.train);
+      if (!splits.train_ids.empty()) {
+        std::vector<int64_t> ids;
+        for (int64_t label : kept) ids.push_back(splits.train_ids.at(static_cast<std::size_t>(label)));
+        splits.train_ids = std::move(ids);
+      }
+    }
+  }
+  return dropped;
 }
 
 }  // namespace reid::data

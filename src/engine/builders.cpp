@@ -191,6 +191,7 @@ EvaluationOptions evaluation_options(const Config& config, const torch::Device& 
   o.extract.device = device;
   o.extract.channels_last = config.solver.channels_last;
   o.extract.dtype = model_dtype(config);
+  o.extract.max_image_pixels = config.data.max_image_pixels;
   o.retrieval = retrieval_options(config, "");
   if (config.data.cuhk03.classic_split) o.single_gallery_shot.push_back("cuhk03");
   o.ranks = t.ranks;
@@ -243,12 +244,32 @@ data::LoaderOptions loader_options(const Config& config, bool cuda) {
   o.prefetch = config.data.prefetch;
   o.pin_memory = cuda;
   o.skip_bad_images = config.data.skip_bad_images;
+  o.max_image_pixels = config.data.max_image_pixels;
   return o;
 }
 
 std::unique_ptr<data::Sampler> build_sampler(const Config& config, const data::RecordList& records) {
-  return data::make_sampler(config.sampler.name, records, config.data.batch_size, config.sampler.num_instances,
-                            config.sampler.drop_last, static_cast<uint64_t>(config.seed));
+  std::unique_ptr<data::Sampler> sampler;
+  try {
+    sampler = data::make_sampler(config.sampler.name, records, config.data.batch_size, config.sampler.num_instances,
+                                 config.sampler.drop_last, static_cast<uint64_t>(config.seed));
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const Error& e) {
+    throw ConfigError("data.batch_size", e.what());
+  }
+  // An epoch without a single batch would "train" nothing and report success.
+  if (sampler->batches_in_epoch() == 0)
+    throw ConfigError("data.batch_size",
+                      "a batch of " + std::to_string(config.data.batch_size) + " images cannot be filled from the " +
+                          std::to_string(records->size()) + " training images of " +
+                          std::to_string(data::count_pids(*records)) + " identities with the " +
+                          config.sampler.name + " sampler" +
+                          (config.sampler.name == "random" ? std::string(config.sampler.drop_last ? " (drop_last)" : "")
+                                                           : " (K = " + std::to_string(config.sampler.num_instances) +
+                                                                 " images per identity)") +
+                          ": use a smaller batch");
+  return sampler;
 }
 
 std::vector<data::DatasetSplits> load_datasets(const Config& config, bool sources, const data::DatasetRegistry& registry) {
@@ -259,6 +280,10 @@ std::vector<data::DatasetSplits> load_datasets(const Config& config, bool source
   for (const auto& name : names) {
     if (!registry.contains(name)) throw ConfigError(key, registry.unknown_message(name));
     out.push_back(data::load_dataset(name, options, registry));
+    data::check_not_empty(out.back(), sources, !sources);
+    // Every image's header, before anything is trained or evaluated.
+    data::check_dataset_images(out.back(), sources, !sources, config.data.max_image_pixels,
+                               config.data.skip_bad_images);
     data::check_not_empty(out.back(), sources, !sources);
   }
   return out;

@@ -1,6 +1,7 @@
 #include "reid/engine/checkpoint.h"
 
 #include <filesystem>
+#include <sstream>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/serialize.h>
@@ -9,6 +10,7 @@
 #include "reid/core/error.h"
 #include "reid/utils/files.h"
 #include "reid/utils/strings.h"
+#include "reid/utils/torch_file.h"
 
 namespace reid::engine {
 namespace {
@@ -38,6 +40,8 @@ void write_state(torch::serialize::OutputArchive& archive, const TrainingState& 
   archive.write("train_seconds", torch::tensor({state.train_seconds}, torch::kDouble));
   write_int(archive, "images", state.images);
   write_int(archive, "world_size", state.world_size);
+  write_int(archive, "num_classes", state.num_classes);
+  write_int(archive, "num_images", state.num_images);
   archive.write("config", c10::IValue(state.config_yaml));
 }
 
@@ -60,17 +64,24 @@ TrainingState read_state(torch::serialize::InputArchive& archive, const std::str
   if (archive.try_read("train_seconds", value) && value.isTensor()) state.train_seconds = value.toTensor().item<double>();
   if (archive.try_read("images", value) && value.isTensor()) state.images = value.toTensor().item<int64_t>();
   if (archive.try_read("world_size", value) && value.isTensor()) state.world_size = value.toTensor().item<int64_t>();
+  if (archive.try_read("num_classes", value) && value.isTensor()) state.num_classes = value.toTensor().item<int64_t>();
+  if (archive.try_read("num_images", value) && value.isTensor()) state.num_images = value.toTensor().item<int64_t>();
   c10::IValue config;
   archive.read("config", config);
   state.config_yaml = config.toStringRef();
   return state;
 }
 
+// Reads the file whole and checks every record's CRC-32 before LibTorch parses it: a damaged
+// checkpoint is refused by name instead of being resumed from.
 template <class F>
 auto guarded_read(const std::string& path, F&& body) {
-  if (!std::filesystem::is_regular_file(path)) throw IOError(path, "checkpoint not found");
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) throw IOError(path, "checkpoint not found");
+  const std::string bytes = utils::read_checked_archive(path);
   try {
-    return body();
+    std::istringstream stream(bytes);
+    return body(stream);
   } catch (const IOError&) {
     throw;
   } catch (const c10::Error& e) {
@@ -119,19 +130,20 @@ void Checkpointer::save(const std::string& path, const TrainingState& state, con
     child.write("buffer_names", c10::IValue(names));
     archive.write("rank" + std::to_string(r), child);
   }
-  utils::write_atomically(path, "the checkpoint", [&](const std::string& temporary) {
-    try {
-      archive.save_to(temporary);
-    } catch (const c10::Error& e) {
-      throw IOError(temporary, std::string("cannot write the checkpoint: ") + e.what_without_backtrace());
-    }
+  // Serialised in memory first: LibTorch's file writer finishes the archive in a destructor,
+  // where a write error (a full disk) cannot be reported and ends the process.
+  std::string bytes;
+  archive.save_to([&bytes](const void* data, size_t size) {
+    bytes.append(static_cast<const char*>(data), size);
+    return size;
   });
+  utils::write_file_atomically(path, bytes, "the checkpoint");
 }
 
 TrainingState Checkpointer::load(const std::string& path, std::vector<RankState>* ranks) const {
-  return guarded_read(path, [&] {
+  return guarded_read(path, [&](std::istream& stream) {
     torch::serialize::InputArchive archive;
-    archive.load_from(path);
+    archive.load_from(stream);
     TrainingState state = read_state(archive, path);
     torch::Tensor rng;
     archive.read("cpu_rng", rng);
@@ -167,9 +179,9 @@ TrainingState Checkpointer::load(const std::string& path, std::vector<RankState>
 }
 
 TrainingState read_training_state(const std::string& path) {
-  return guarded_read(path, [&] {
+  return guarded_read(path, [&](std::istream& stream) {
     torch::serialize::InputArchive archive;
-    archive.load_from(path);
+    archive.load_from(stream);
     return read_state(archive, path);
   });
 }

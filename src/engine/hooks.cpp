@@ -1,6 +1,7 @@
 #include "reid/engine/hooks.h"
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 
 #include <torch/torch.h>
@@ -26,8 +27,8 @@ double select_metric(const std::string& name, const eval::EvalResult& r) {
 
 // ---- logging ------------------------------------------------------------------------------------
 
-LoggingHook::LoggingHook(std::shared_ptr<Recorder> recorder, TrainCallbacks callbacks)
-    : recorder_(std::move(recorder)), callbacks_(std::move(callbacks)) {}
+LoggingHook::LoggingHook(std::shared_ptr<Recorder> recorder, TrainCallbacks callbacks, double triplet_margin)
+    : recorder_(std::move(recorder)), callbacks_(std::move(callbacks)), triplet_margin_(triplet_margin) {}
 
 void LoggingHook::before_train(Trainer& trainer) { trainer.take_wait_seconds(); }
 
@@ -99,7 +100,30 @@ void LoggingHook::after_epoch(Trainer& trainer) {
   }
   stats.images_per_second = static_cast<double>(trainer.epoch_images() * dist.world_size()) / seconds;
   stats.seconds = seconds;
+  auto skipped = torch::full({1}, static_cast<double>(trainer.skipped_images()),
+                             torch::TensorOptions().dtype(torch::kDouble).device(dist.device()));
+  dist.all_reduce_sum(skipped);  // collective: every rank
+  const auto skipped_total = static_cast<int64_t>(skipped.item<double>());
   if (!dist.is_main()) return;
+  if (skipped_total > skipped_)
+    logger().warn("epoch {}: {} unreadable training images skipped (data.skip_bad_images; {} in all)", stats.epoch,
+                  skipped_total - skipped_, skipped_total);
+  skipped_ = skipped_total;
+  if (triplet_margin_ > 0 && !warned_collapse_) {
+    double triplet = -1, active = -1;
+    for (const auto& t : stats.terms) {
+      if (t.first == "triplet") triplet = t.second;
+      if (t.first == "triplet_active") active = t.second;
+    }
+    if (active >= 0.999 && std::abs(triplet - triplet_margin_) < 0.01 * triplet_margin_) {
+      warned_collapse_ = true;
+      logger().warn("epoch {}: the triplet loss sat at its margin ({:.4f}) with every triplet active for the whole "
+                    "epoch: the embedding has collapsed to a single point. Likely causes: no learning-rate warmup "
+                    "(solver.warmup_epochs), a rate too high, or a triplet on unnormalised post-ReLU features "
+                    "(try loss.triplet.normalize=true or a BNNeck)",
+                    stats.epoch, triplet);
+    }
+  }
   if (recorder_) recorder_->epoch(stats);
   if (callbacks_.on_epoch) callbacks_.on_epoch(stats);
   const std::string comm_text = dist.is_distributed()

@@ -107,6 +107,11 @@ models::ReidModel load_model_for_inference(const Config& config, const std::stri
   if (!report.missing.empty() || !report.mismatched.empty())
     throw IOError(weights, "the weights do not fit model " + config.model.name + ": " + report.summary());
   if (!report.unexpected.empty()) logger().warn("weights {}: {}", weights, report.summary());
+  try {
+    models::check_finite(*model, "the model");
+  } catch (const Error& e) {
+    throw IOError(weights, e.what());
+  }
   model->eval();
   if (config.solver.channels_last) models::to_channels_last(*model);
   return model;

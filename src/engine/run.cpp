@@ -20,13 +20,32 @@ namespace {
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
-std::string first_line_difference(const std::string& a, const std::string& b) {
-  const auto la = utils::split(a, '\n'), lb = utils::split(b, '\n');
-  for (std::size_t i = 0; i < std::max(la.size(), lb.size()); ++i) {
-    const std::string x = i < la.size() ? la[i] : "", y = i < lb.size() ? lb[i] : "";
-    if (x != y) return "'" + utils::trim(x) + "' -> '" + utils::trim(y) + "'";
+// Keys a checkpoint cannot survive a change of: they shape the model, the optimiser state, the
+// loss terms' parameters, the training set or the batch sequence.
+bool breaks_resume(const std::string& key) {
+  static const char* const kept[] = {"model.pretrained", "model.pretrained_strict", "model.sync_bn"};
+  for (const char* k : kept)
+    if (key == k) return false;
+  static const char* const prefixes[] = {"model.", "data.synthetic.", "data.cuhk03.", "data.custom.", "sampler."};
+  for (const char* p : prefixes)
+    if (utils::starts_with(key, p)) return true;
+  static const char* const keys[] = {"data.sources", "data.combine_all", "data.batch_size", "loss.names",
+                                     "solver.optimizer", "solver.no_decay_norm_bias", "solver.bias_lr_factor",
+                                     "solver.precision", "seed"};
+  for (const char* k : keys)
+    if (key == k) return true;
+  return false;
+}
+
+// Files that make a folder a run's (not log.txt or config.yaml, which a failed start leaves).
+std::vector<std::string> run_files(const fs::path& dir) {
+  std::vector<std::string> found;
+  for (const char* name : {"checkpoints", "model_final.pt", "model_best.pt", "metrics.csv", "metrics.jsonl", "tb",
+                           "training_curve.png"}) {
+    std::error_code ec;
+    if (fs::exists(dir / name, ec)) found.push_back(name);
   }
-  return "";
+  return found;
 }
 
 TrainResult run_training(const Config& config, const TrainSetup& setup, Distributed& dist) {
@@ -34,13 +53,25 @@ TrainResult run_training(const Config& config, const TrainSetup& setup, Distribu
   const bool main = dist.is_main();
   const fs::path out(config.output_dir);
   const std::string checkpoint_path = (out / "checkpoints" / "last.ckpt").string();
-  if (setup.resume && !fs::exists(checkpoint_path))
-    throw IOError(checkpoint_path, "no checkpoint to resume from (train without --resume to start)");
+  if (main) prepare_run_folder(config.output_dir, setup.resume, setup.overwrite);
+  std::vector<config::KeyDifference> differences;
+  if (setup.resume) differences = check_resume(config);
+  // Nothing was written into the folder before these checks: a run refused by them leaves it
+  // as it was.
+  if (main) config::save_config(config, (out / "config.yaml").string());
 
   // Data.
   const auto sources = load_datasets(config, /*sources=*/true, setup.registries.datasets);
   const auto targets = load_datasets(config, /*sources=*/false, setup.registries.datasets);
   if (main) {
+    for (const auto& d : sources) {
+      const auto shared = data::shared_identities(d);
+      const bool tested = std::count(config.data.targets.begin(), config.data.targets.end(), d.name) > 0;
+      if (tested && !shared.empty())
+        logger().warn("dataset {}: {} identities appear in both its training and its test split (first: {}): the "
+                      "test measures memorisation, not re-identification of unseen people",
+                      d.name, shared.size(), shared.front());
+    }
     for (const auto& d : sources) logger().info("\n{}", data::statistics_table(d));
     for (const auto& d : targets)
       if (std::find(config.data.sources.begin(), config.data.sources.end(), d.name) == config.data.sources.end())
@@ -48,6 +79,19 @@ TrainResult run_training(const Config& config, const TrainSetup& setup, Distribu
   }
   const auto records = data::make_record_list(data::merge_training_sets(sources));
   const int64_t num_classes = data::count_pids(*records);
+  if (num_classes < 2)
+    throw ConfigError("data.sources", "the training set has " + std::to_string(num_classes) +
+                                          " identity: re-identification needs at least 2 to learn anything");
+  if (setup.resume) {
+    const auto saved = read_training_state(checkpoint_path);
+    if (saved.num_classes > 0 &&
+        (saved.num_classes != num_classes || saved.num_images != static_cast<int64_t>(records->size())))
+      throw ConfigError("data.sources", "the checkpoint " + checkpoint_path + " was trained on " +
+                                            std::to_string(saved.num_images) + " images of " +
+                                            std::to_string(saved.num_classes) + " identities; the training set is now " +
+                                            std::to_string(records->size()) + " images of " +
+                                            std::to_string(num_classes) + " identities: it cannot be resumed with it");
+  }
   if (main) {
     logger().info("training on {} images of {} identities", records->size(), num_classes);
     if (dist.is_distributed())
@@ -84,6 +128,22 @@ TrainResult run_training(const Config& config, const TrainSetup& setup, Distribu
   components.loader = loader_options(config, device.is_cuda());
   Trainer trainer(trainer_options(config), std::move(components), dist);
 
+  const std::string yaml = config::to_yaml(config);
+  if (setup.resume) {
+    trainer.resume(checkpoint_path);
+    if (main && !differences.empty()) {
+      std::vector<std::string> changed;
+      for (const auto& d : differences) changed.push_back(d.path + ": " + d.before + " -> " + d.after);
+      logger().warn("the config differs from the checkpoint's ({}); continuing with the new one", utils::join(changed));
+    }
+    if (main)
+      logger().info("resumed from {}: epoch {}, batch {}, iteration {}", checkpoint_path, trainer.state().epoch + 1,
+                    trainer.state().sampler.position, trainer.state().iteration);
+  }
+  trainer.state().config_yaml = yaml;
+  trainer.state().num_classes = num_classes;
+  trainer.state().num_images = static_cast<int64_t>(records->size());
+
   std::vector<std::string> target_names;
   for (const auto& t : targets) target_names.push_back(t.name);
   auto recorder = main ? std::make_shared<Recorder>(config.output_dir, target_names, /*tensorboard=*/true) : nullptr;
@@ -94,22 +154,12 @@ TrainResult run_training(const Config& config, const TrainSetup& setup, Distribu
   evaluation.output_dir = config.output_dir;
   auto evaluator = std::make_shared<EvaluationHook>(targets, evaluation_options(config, device), evaluation, recorder,
                                                     setup.callbacks);
-  trainer.add_hook(std::make_shared<LoggingHook>(recorder, setup.callbacks));
+  const bool triplet = std::count(config.loss.names.begin(), config.loss.names.end(), "triplet") > 0;
+  trainer.add_hook(std::make_shared<LoggingHook>(recorder, setup.callbacks,
+                                                 triplet ? config.loss.triplet.margin : 0.0));
   trainer.add_hook(checkpoints);
   trainer.add_hook(evaluator);
 
-  const std::string yaml = config::to_yaml(config);
-  if (setup.resume) {
-    trainer.resume(checkpoint_path);
-    const std::string difference = first_line_difference(trainer.state().config_yaml, yaml);
-    if (main && !difference.empty())
-      logger().warn("the config differs from the checkpoint's (first difference: {}); continuing with the new one",
-                    difference);
-    if (main)
-      logger().info("resumed from {}: epoch {}, batch {}, iteration {}", checkpoint_path, trainer.state().epoch + 1,
-                    trainer.state().sampler.position, trainer.state().iteration);
-  }
-  trainer.state().config_yaml = yaml;
   trainer.train();
 
   const auto& state = trainer.state();
@@ -140,6 +190,54 @@ TrainResult run_training(const Config& config, const TrainSetup& setup, Distribu
 }
 
 }  // namespace
+
+void prepare_run_folder(const std::string& output_dir, bool resume, bool overwrite) {
+  const fs::path dir(output_dir);
+  std::error_code ec;
+  if (fs::exists(dir, ec) && !fs::is_directory(dir, ec))
+    throw ConfigError("output_dir", "'" + output_dir + "' exists and is not a folder");
+  if (resume) {
+    if (!fs::exists(dir / "checkpoints" / "last.ckpt", ec))
+      throw IOError((dir / "checkpoints" / "last.ckpt").string(),
+                    "no checkpoint to resume from (train without --resume to start)");
+    return;
+  }
+  const auto found = run_files(dir);
+  if (found.empty()) return;
+  if (!overwrite)
+    throw ConfigError("output_dir", "'" + output_dir + "' already holds a run (" + utils::join(found) +
+                                        "): continue it with --resume, replace it with --overwrite, or choose "
+                                        "another folder with -o");
+  for (const auto& name : found) {
+    fs::remove_all(dir / name, ec);
+    if (ec) throw IOError((dir / name).string(), "cannot remove it for --overwrite: " + ec.message());
+  }
+}
+
+std::vector<config::KeyDifference> check_resume(const Config& config) {
+  const std::string path = (fs::path(config.output_dir) / "checkpoints" / "last.ckpt").string();
+  const TrainingState state = read_training_state(path);
+  Config saved;
+  try {
+    saved = config::parse_config(state.config_yaml);
+  } catch (const Error& e) {
+    throw IOError(path, std::string("the checkpoint's config cannot be read: ") + e.what());
+  }
+  std::vector<config::KeyDifference> allowed;
+  std::vector<std::string> broken;
+  for (const auto& d : config::diff_configs(saved, config)) {
+    if (breaks_resume(d.path))
+      broken.push_back(d.path + " (checkpoint " + d.before + ", now " + d.after + ")");
+    else if (d.path != "output_dir")
+      allowed.push_back(d);
+  }
+  if (!broken.empty())
+    throw ConfigError(broken.size() == 1 ? broken.front().substr(0, broken.front().find(' ')) : "--resume",
+                      "cannot continue " + path + " with a changed " + utils::join(broken) +
+                          ": these shape the model, the optimiser state or the training data; restore them, or "
+                          "start a new run in another folder");
+  return allowed;
+}
 
 TrainResult train(const Config& config, const TrainSetup& setup) {
   const DistributedOptions job = distributed_options(config, setup.distributed);

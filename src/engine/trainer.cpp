@@ -204,6 +204,11 @@ void Trainer::resume(const std::string& path) {
   std::vector<RankState> ranks;
   state_ = checkpointer_.load(path, &ranks);
   checkpoint_path_ = path;
+  try {
+    models::check_finite(*model_, "the model");
+  } catch (const Error& e) {
+    throw IOError(path, std::string("not a good checkpoint: ") + e.what());
+  }
   sampler_->load_state(state_.sampler);
   if (state_.world_size == dist_.world_size()) {
     if (static_cast<int>(ranks.size()) == dist_.world_size()) {

@@ -40,6 +40,7 @@ FeatureSet extract_features(models::ReidModelImpl& model, const data::RecordList
   loader_options.workers = options.workers;
   loader_options.prefetch = std::max(2, 2 * options.workers);
   loader_options.pin_memory = options.device.is_cuda();
+  loader_options.max_image_pixels = options.max_image_pixels;
   data::DataLoader loader(records, transform, loader_options);
   std::vector<std::vector<int64_t>> batches;
   const int64_t n = static_cast<int64_t>(records->size());

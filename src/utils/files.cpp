@@ -1,7 +1,11 @@
 #include "reid/utils/files.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include "reid/core/error.h"
 
@@ -34,13 +38,32 @@ void write_atomically(const std::string& path, const std::string& what,
   }
 }
 
+void write_file(const std::string& path, std::string_view bytes, const std::string& what) {
+  // POSIX calls rather than a stream: a full disk, a quota or a file-size limit must give the
+  // system's reason, and the data must reach the disk before the rename makes it current.
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw IOError(path, "cannot write " + what + ": " + std::strerror(errno));
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int error = n < 0 ? errno : ENOSPC;
+      ::close(fd);
+      throw IOError(path, "cannot write " + what + ": " + std::strerror(error));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0 && errno != EINVAL && errno != EROFS) {
+    const int error = errno;
+    ::close(fd);
+    throw IOError(path, "cannot write " + what + ": " + std::strerror(error));
+  }
+  if (::close(fd) != 0) throw IOError(path, "cannot write " + what + ": " + std::strerror(errno));
+}
+
 void write_file_atomically(const std::string& path, std::string_view bytes, const std::string& what) {
-  write_atomically(path, what, [&](const std::string& temporary) {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    if (!out) throw IOError(temporary, "cannot write " + what);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    if (!out.flush()) throw IOError(temporary, "cannot write " + what + " (disk full?)");
-  });
+  write_atomically(path, what, [&](const std::string& temporary) { write_file(temporary, bytes, what); });
 }
 
 }  // namespace reid::utils

@@ -129,7 +129,8 @@ TEST(Trainer, FreezeThenOpenTrainsOnlyTheOpenLayers) {
       << "frozen layers keep their BN statistics";
   EXPECT_TRUE(torch::equal(trained.at("fc.0.weight"), before.at("fc.0.weight")));
   EXPECT_FALSE(torch::equal(trained.at("classifier.weight"), before.at("classifier.weight")));
-  const Config bad = load(write_config(dir), {"solver.fixbase_epochs=1", "solver.open_layers=[head]"});
+  const Config bad = load(write_config(dir), {"solver.fixbase_epochs=1", "solver.open_layers=[head]",
+                                              "output_dir=" + (dir / "bad").string()});
   try {
     train(bad, false);
     FAIL();

@@ -218,8 +218,13 @@ struct DataConfig {
   int workers = 2;
   /// Batches prepared ahead of the training step.
   int prefetch = 4;
-  /// Skip unreadable images (counted and logged) instead of failing on the first one.
+  /// Skip unreadable images (counted and logged) instead of failing on the first one. Every
+  /// image's header is checked before training: with this set, bad training and test images are
+  /// left out (and counted); without it, the run stops before training, listing them.
   bool skip_bad_images = false;
+  /// Largest image (width x height) decoded; a larger declared size is an error naming the file
+  /// (a small hostile PNG can declare 20000x20000 pixels).
+  int max_image_pixels = 16777216;
   /// CUHK03 options.
   CUHK03Config cuhk03;
   /// `custom` dataset list files.
@@ -246,6 +251,7 @@ struct DataConfig {
     v("workers", workers);
     v("prefetch", prefetch);
     v("skip_bad_images", skip_bad_images);
+    v("max_image_pixels", max_image_pixels);
     v("cuhk03", cuhk03);
     v("custom", custom);
     v("synthetic", synthetic);

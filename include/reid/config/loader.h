@@ -39,4 +39,14 @@ struct KeyInfo {
 /// Every leaf key of Config with its type and default, in declaration order.
 std::vector<KeyInfo> list_keys();
 
+/// A key whose value differs between two configs (values as flow YAML).
+struct KeyDifference {
+  std::string path;
+  std::string before;
+  std::string after;
+};
+
+/// Every key whose value differs between `a` and `b`, in key-table order.
+std::vector<KeyDifference> diff_configs(const Config& a, const Config& b);
+
 }  // namespace reid::config

@@ -17,6 +17,7 @@
 
 #include <torch/types.h>
 
+#include "reid/data/image_io.h"
 #include "reid/data/records.h"
 #include "reid/data/transforms.h"
 
@@ -32,6 +33,8 @@ struct LoaderOptions {
   bool pin_memory = false;
   /// Leave unreadable images out of their batch (counted) instead of failing.
   bool skip_bad_images = false;
+  /// Largest image decoded (width x height); see read_image().
+  int64_t max_image_pixels = kDefaultMaxImagePixels;
   /// Run OpenCV single-threaded (cv::setNumThreads(1), a process-wide setting) so that its
   /// internal threads do not compete with the workers.
   bool limit_opencv_threads = true;

@@ -38,7 +38,14 @@ struct DatasetSplits {
   /// Identities that are junk or distractors (Market-1501: 0 and -1): left out when
   /// query/gallery images join training.
   std::vector<int64_t> distractor_pids;
+  /// The dataset's own identity of each training label (label i was identity train_ids[i]);
+  /// empty when not known. Used to find identities shared by training and test splits.
+  std::vector<int64_t> train_ids;
 };
+
+/// Identities (dataset ids, distractors excluded) that appear both in the training split and in
+/// the query or gallery split of `splits` (a data leak when both are used).
+std::vector<int64_t> shared_identities(const DatasetSplits& splits);
 
 /// Number of distinct identities in `records`.
 int64_t count_pids(const std::vector<ImageRecord>& records);
@@ -46,8 +53,9 @@ int64_t count_pids(const std::vector<ImageRecord>& records);
 /// Number of distinct cameras in `records`.
 int64_t count_cameras(const std::vector<ImageRecord>& records);
 
-/// Relabels pids to 0..N-1 in sorted order of the original ids (deterministic).
-void relabel(std::vector<ImageRecord>& records);
+/// Relabels pids to 0..N-1 in sorted order of the original ids (deterministic); returns the
+/// original ids (label i was id i).
+std::vector<int64_t> relabel(std::vector<ImageRecord>& records);
 
 /// combine_all: appends val, then query and gallery images (without distractor pids, with pids
 /// offset past the training ones and relabelled) to the training split.
@@ -63,5 +71,11 @@ std::string statistics_table(const DatasetSplits& splits);
 /// Throws reid::Error naming the dataset and split if any of train/query/gallery is empty
 /// (`need_test`: check query and gallery too).
 void check_not_empty(const DatasetSplits& splits, bool need_train, bool need_test);
+
+/// Reads the header and end marker of every image of the training split (`train`) and / or the
+/// query and gallery splits (`test`) before anything is trained (check_images()). Bad images
+/// are an IOError naming the first one and how many there are; with `skip`, they are left out
+/// (training labels renumbered) and counted in a warning instead. Returns how many were left out.
+int64_t check_dataset_images(DatasetSplits& splits, bool train, bool test, int64_t max_pixels, bool skip);
 
 }  // namespace reid::data

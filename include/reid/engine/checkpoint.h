@@ -39,6 +39,9 @@ struct TrainingState {
   std::string config_yaml;
   /// Processes of the run that wrote the checkpoint (1: a single process).
   int64_t world_size = 1;
+  /// Identities and images of the training set (0: not recorded), to name a changed dataset.
+  int64_t num_classes = 0;
+  int64_t num_images = 0;
 };
 
 /// What one rank of a data-parallel run keeps for itself: its CPU random-number state and its

@@ -25,10 +25,13 @@ struct TrainCallbacks {
 
 /// Every log_period steps and at the end of each epoch: averages the meters over ranks, logs a
 /// progress line and writes metrics.jsonl / metrics.csv / TensorBoard (main rank: `recorder`;
-/// null on the other ranks).
+/// null on the other ranks). Each epoch it also reports images the loader skipped as unreadable
+/// (data.skip_bad_images) and warns once when a batch-hard triplet loss with margin
+/// `triplet_margin` (> 0) sat at its margin with every triplet active for a whole epoch: the
+/// embedding has collapsed to a point.
 class LoggingHook : public TrainHook {
  public:
-  LoggingHook(std::shared_ptr<Recorder> recorder, TrainCallbacks callbacks);
+  LoggingHook(std::shared_ptr<Recorder> recorder, TrainCallbacks callbacks, double triplet_margin = 0.0);
   void before_train(Trainer& trainer) override;
   void before_epoch(Trainer& trainer) override;
   void after_step(Trainer& trainer) override;
@@ -38,6 +41,9 @@ class LoggingHook : public TrainHook {
  private:
   std::shared_ptr<Recorder> recorder_;
   TrainCallbacks callbacks_;
+  double triplet_margin_ = 0.0;
+  bool warned_collapse_ = false;
+  int64_t skipped_ = 0;
   double window_start_ = 0.0, data_wait_ = 0.0, comm_wait_ = 0.0, epoch_data_wait_ = 0.0, epoch_comm_wait_ = 0.0;
   int64_t window_images_ = 0, last_images_ = 0;
 };

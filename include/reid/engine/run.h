@@ -9,6 +9,7 @@
 #include <string>
 
 #include "reid/config/config.h"
+#include "reid/config/loader.h"
 #include "reid/engine/builders.h"
 #include "reid/engine/distributed.h"
 #include "reid/engine/hooks.h"
@@ -43,6 +44,9 @@ struct TrainResult {
 struct TrainSetup {
   /// Continue from <output_dir>/checkpoints/last.ckpt.
   bool resume = false;
+  /// Start afresh in an output folder that already holds a run, removing its checkpoint, weights
+  /// and metrics first (otherwise such a folder is refused).
+  bool overwrite = false;
   /// Observers (main rank).
   TrainCallbacks callbacks;
   /// Where model and dataset names are looked up (the built-ins by default; add your own).
@@ -58,6 +62,19 @@ struct TrainSetup {
 /// iteration (the last good checkpoint is kept); a SIGINT/SIGTERM (install_signal_handlers())
 /// ends the current step, writes a checkpoint and returns with `interrupted` set.
 TrainResult train(const Config& config, const TrainSetup& setup);
+
+/// Refuses (ConfigError on output_dir, naming the folder and what it holds) to start a new run in
+/// a folder that already holds one (a checkpoint, weights or metrics) unless `overwrite`, which
+/// removes those files first; with `resume` the folder must hold a checkpoint. Writes nothing
+/// otherwise: call it before anything is written into the folder (train() does, and so does
+/// reid-train before it opens its log).
+void prepare_run_folder(const std::string& output_dir, bool resume, bool overwrite);
+
+/// Checks that `config` can continue the checkpoint in its output folder before anything is
+/// built or written: a ConfigError names every key whose change the saved state cannot survive
+/// (network, training data, sampler, loss terms, optimiser, precision, seed) with both values.
+/// Returns the other differences (learning rate, epochs, periods, ...), which are allowed.
+std::vector<config::KeyDifference> check_resume(const Config& config);
 
 /// train() in one process with the built-in registries.
 TrainResult train(const Config& config, bool resume, const TrainCallbacks& callbacks = {});

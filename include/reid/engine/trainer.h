@@ -177,6 +177,8 @@ class Trainer {
   /// Images this rank trained on in the current epoch / training seconds of the epoch so far.
   int64_t epoch_images() const { return epoch_images_; }
   double epoch_seconds() const;
+  /// Images this rank's loader skipped as unreadable since training started.
+  int64_t skipped_images() const { return loader_->skipped(); }
   /// Seconds spent waiting for batches and for gradient communication since the last call.
   std::pair<double, double> take_wait_seconds();
   /// Writes the checkpoint of this epoch again (after evaluation changed the best metric), when

@@ -9,6 +9,7 @@
 
 #include <torch/types.h>
 
+#include "reid/data/image_io.h"
 #include "reid/data/records.h"
 #include "reid/data/transforms.h"
 #include "reid/eval/metrics.h"
@@ -49,6 +50,8 @@ struct ExtractOptions {
   bool channels_last = false;
   /// Floating-point type of the model's parameters (images are converted to it).
   torch::ScalarType dtype = torch::kFloat;
+  /// Largest image decoded (width x height).
+  int64_t max_image_pixels = data::kDefaultMaxImagePixels;
 };
 
 /// Test features of `records`: the model runs in eval mode without gradients; images go through

@@ -16,6 +16,10 @@ namespace reid::utils {
 void write_atomically(const std::string& path, const std::string& what,
                       const std::function<void(const std::string& temporary)>& write);
 
+/// Writes `bytes` to `path` (created or truncated) and flushes them to the disk. Throws IOError
+/// naming the path and the system's reason (no space left, file too large, ...).
+void write_file(const std::string& path, std::string_view bytes, const std::string& what);
+
 /// `write_atomically` for a byte string already in memory.
 void write_file_atomically(const std::string& path, std::string_view bytes, const std::string& what);
 

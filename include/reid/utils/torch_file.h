@@ -41,8 +41,21 @@ struct PyValue {
   const PyValue* find(const std::string& key) const;
 };
 
-/// Reads a torch.save file. Throws reid::IOError naming the file for a missing, truncated or
-/// non-zip file, or a pickle this reader does not understand.
+/// Reads a torch.save file. Throws reid::IOError naming the file for a missing, truncated,
+/// damaged (see check_zip_archive) or non-zip file, or a pickle this reader does not
+/// understand. Safe on any input: hostile lengths, shapes, strides and nesting are errors.
 PyValue load_torch_file(const std::string& path);
+
+/// load_torch_file() on bytes in memory; `name` names them in errors.
+PyValue parse_torch_file(const std::string& bytes, const std::string& name);
+
+/// Checks that `bytes` is a complete zip archive as torch.save and LibTorch write it (stored
+/// records, optionally zip64) and that every record's data matches the CRC-32 its directory
+/// entry records, so that a flipped byte anywhere in the data is caught before anything is
+/// loaded. Throws reid::IOError naming `name` (and the damaged record).
+void check_zip_archive(const std::string& bytes, const std::string& name);
+
+/// Reads the whole file and check_zip_archive()s it. Throws reid::IOError naming the file.
+std::string read_checked_archive(const std::string& path);
 
 }  // namespace reid::utils
