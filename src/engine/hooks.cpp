@@ -27,6 +27,15 @@ double select_metric(const std::string& name, const eval::EvalResult& r) {
 
 // ---- logging ------------------------------------------------------------------------------------
 
+bool triplet_collapsed(const std::vector<std::pair<std::string, double>>& epoch_means, double margin) {
+  double triplet = -1, active = -1;
+  for (const auto& t : epoch_means) {
+    if (t.first == "triplet") triplet = t.second;
+    if (t.first == "triplet_active") active = t.second;
+  }
+  return margin > 0 && triplet >= 0 && active >= 0.999 && std::abs(triplet - margin) < 0.01 * margin;
+}
+
 LoggingHook::LoggingHook(std::shared_ptr<Recorder> recorder, TrainCallbacks callbacks, double triplet_margin)
     : recorder_(std::move(recorder)), callbacks_(std::move(callbacks)), triplet_margin_(triplet_margin) {}
 
@@ -109,20 +118,13 @@ void LoggingHook::after_epoch(Trainer& trainer) {
     logger().warn("epoch {}: {} unreadable training images skipped (data.skip_bad_images; {} in all)", stats.epoch,
                   skipped_total - skipped_, skipped_total);
   skipped_ = skipped_total;
-  if (triplet_margin_ > 0 && !warned_collapse_) {
-    double triplet = -1, active = -1;
-    for (const auto& t : stats.terms) {
-      if (t.first == "triplet") triplet = t.second;
-      if (t.first == "triplet_active") active = t.second;
-    }
-    if (active >= 0.999 && std::abs(triplet - triplet_margin_) < 0.01 * triplet_margin_) {
-      warned_collapse_ = true;
-      logger().warn("epoch {}: the triplet loss sat at its margin ({:.4f}) with every triplet active for the whole "
-                    "epoch: the embedding has collapsed to a single point. Likely causes: no learning-rate warmup "
-                    "(solver.warmup_epochs), a rate too high, or a triplet on unnormalised post-ReLU features "
-                    "(try loss.triplet.normalize=true or a BNNeck)",
-                    stats.epoch, triplet);
-    }
+  if (!warned_collapse_ && triplet_collapsed(stats.terms, triplet_margin_)) {
+    warned_collapse_ = true;
+    logger().warn("epoch {}: the triplet loss sat at its margin ({:.4f}) with every triplet active for the whole "
+                  "epoch: the embedding has collapsed to a single point. Likely causes: no learning-rate warmup "
+                  "(solver.warmup_epochs), a rate too high, or a triplet on unnormalised post-ReLU features "
+                  "(try loss.triplet.normalize=true or a BNNeck)",
+                  stats.epoch, triplet_margin_);
   }
   if (recorder_) recorder_->epoch(stats);
   if (callbacks_.on_epoch) callbacks_.on_epoch(stats);

@@ -38,11 +38,12 @@ void write_atomically(const std::string& path, const std::string& what,
   }
 }
 
-void write_file(const std::string& path, std::string_view bytes, const std::string& what) {
+void write_file(const std::string& path, std::string_view bytes, const std::string& what, const std::string& name) {
+  const std::string& shown = name.empty() ? path : name;
   // POSIX calls rather than a stream: a full disk, a quota or a file-size limit must give the
   // system's reason, and the data must reach the disk before the rename makes it current.
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw IOError(path, "cannot write " + what + ": " + std::strerror(errno));
+  if (fd < 0) throw IOError(shown, "cannot write " + what + ": " + std::strerror(errno));
   std::size_t done = 0;
   while (done < bytes.size()) {
     const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
@@ -50,20 +51,20 @@ void write_file(const std::string& path, std::string_view bytes, const std::stri
     if (n <= 0) {
       const int error = n < 0 ? errno : ENOSPC;
       ::close(fd);
-      throw IOError(path, "cannot write " + what + ": " + std::strerror(error));
+      throw IOError(shown, "cannot write " + what + ": " + std::strerror(error));
     }
     done += static_cast<std::size_t>(n);
   }
   if (::fsync(fd) != 0 && errno != EINVAL && errno != EROFS) {
     const int error = errno;
     ::close(fd);
-    throw IOError(path, "cannot write " + what + ": " + std::strerror(error));
+    throw IOError(shown, "cannot write " + what + ": " + std::strerror(error));
   }
-  if (::close(fd) != 0) throw IOError(path, "cannot write " + what + ": " + std::strerror(errno));
+  if (::close(fd) != 0) throw IOError(shown, "cannot write " + what + ": " + std::strerror(errno));
 }
 
 void write_file_atomically(const std::string& path, std::string_view bytes, const std::string& what) {
-  write_atomically(path, what, [&](const std::string& temporary) { write_file(temporary, bytes, what); });
+  write_atomically(path, what, [&](const std::string& temporary) { write_file(temporary, bytes, what, path); });
 }
 
 }  // namespace reid::utils

@@ -23,6 +23,11 @@ struct TrainCallbacks {
   std::function<void(int64_t epoch, const std::string& dataset, const eval::EvalResult&)> on_evaluation;
 };
 
+/// True when an epoch's mean batch-hard triplet loss sat at `margin` (within 1%) with every
+/// triplet active (triplet_active >= 0.999): the embedding collapsed to a point, since then every
+/// distance is 0 and the loss is exactly the margin.
+bool triplet_collapsed(const std::vector<std::pair<std::string, double>>& epoch_means, double margin);
+
 /// Every log_period steps and at the end of each epoch: averages the meters over ranks, logs a
 /// progress line and writes metrics.jsonl / metrics.csv / TensorBoard (main rank: `recorder`;
 /// null on the other ranks). Each epoch it also reports images the loader skipped as unreadable

@@ -18,7 +18,8 @@ void write_atomically(const std::string& path, const std::string& what,
 
 /// Writes `bytes` to `path` (created or truncated) and flushes them to the disk. Throws IOError
 /// naming the path and the system's reason (no space left, file too large, ...).
-void write_file(const std::string& path, std::string_view bytes, const std::string& what);
+/// `name` (default: `path`) is the file named in errors (the final name of a temporary).
+void write_file(const std::string& path, std::string_view bytes, const std::string& what, const std::string& name = "");
 
 /// `write_atomically` for a byte string already in memory.
 void write_file_atomically(const std::string& path, std::string_view bytes, const std::string& what);
