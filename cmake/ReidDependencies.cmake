@@ -25,18 +25,6 @@ if(REID_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()
 
-set(REID_HAVE_TENSORBOARD OFF)
-if(REID_WITH_TENSORBOARD)
-  find_package(Protobuf)
-  if(Protobuf_FOUND AND Protobuf_PROTOC_EXECUTABLE)
-    set(REID_HAVE_TENSORBOARD ON)
-  else()
-    message(WARNING "LibReID: Protobuf (library + protoc) not found: TensorBoard event files are "
-                    "disabled. Install libprotobuf-dev and protobuf-compiler, or pass "
-                    "-DREID_WITH_TENSORBOARD=OFF to silence this.")
-  endif()
-endif()
-
 set(REID_HAVE_MATIO OFF)
 if(REID_WITH_MATIO)
   find_package(PkgConfig QUIET)
@@ -112,5 +100,5 @@ int main() { auto options = c10d::ProcessGroupNCCL::Options::create(); return op
 endif()
 
 message(STATUS "LibReID: Torch ${Torch_VERSION}, OpenCV ${OpenCV_VERSION}, "
-               "TensorBoard ${REID_HAVE_TENSORBOARD}, matio ${REID_HAVE_MATIO}, "
+               "matio ${REID_HAVE_MATIO}, "
                "c10d ${REID_HAVE_C10D} (gloo ${REID_HAVE_GLOO}, nccl ${REID_HAVE_NCCL})")

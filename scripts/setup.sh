@@ -16,7 +16,9 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config zlib1g-dev
   # libraries
   libtorch-dev libgloo-dev libopenblas0-openmp libopencv-dev libyaml-cpp-dev libspdlog-dev libcli11-dev
-  libgtest-dev libmatio-dev libprotobuf-dev protobuf-compiler
+  libgtest-dev libmatio-dev
+  # the standing checks (scripts/sanitize.sh): clang, its sanitizer runtimes and libFuzzer
+  clang libclang-rt-14-dev libfuzzer-14-dev
   # Python side: weight-interop tests and the side-by-side baselines in bench/
   python3 python3-numpy python3-torch python3-torchvision python3-pil
 )

@@ -99,7 +99,7 @@ void validate_data(const DataConfig& d, const SamplerConfig& s) {
   require(d.std.size() == 3, "data.std", "needs 3 values (RGB)");
   for (double v : d.std) require_positive("data.std", v);
   require_range("data.batch_size", d.batch_size, 1, 65536);
-  require_range("data.workers", d.workers, 0, 256);
+  require_range("data.workers", d.workers, -1, 256);
   require_range("data.prefetch", d.prefetch, 1, 1024);
   require_at_least("data.max_image_pixels", d.max_image_pixels, 1);
   require_range("data.cuhk03.split_id", d.cuhk03.split_id, 0, 19);
@@ -177,6 +177,7 @@ void validate_solver(const SolverConfig& s) {
           "must name the layers trained during solver.fixbase_epochs");
   require_at_least("solver.grad_clip", s.grad_clip, 0.0);
   require_choice("solver.precision", s.precision, {"float32", "float64"});
+  require_choice("solver.amp_dtype", s.amp_dtype, {"bfloat16", "float16"});
   require_at_least("solver.eval_period", s.eval_period, 0);
   require_choice("solver.best_metric", s.best_metric, {"rank1", "map", "minp"});
   require_at_least("solver.checkpoint_period", s.checkpoint_period, 0);

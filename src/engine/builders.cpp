@@ -145,6 +145,7 @@ TrainerOptions trainer_options(const Config& config) {
       .open_layers(s.open_layers)
       .grad_clip(s.grad_clip)
       .amp(s.amp)
+      .amp_dtype(s.amp_dtype == "float16" ? torch::kHalf : torch::kBFloat16)
       .dtype(model_dtype(config))
       .channels_last(s.channels_last)
       .log_period(s.log_period)
@@ -186,7 +187,7 @@ EvaluationOptions evaluation_options(const Config& config, const torch::Device& 
   EvaluationOptions o;
   o.transform = transform_options(config, false);
   o.extract.batch_size = t.batch_size;
-  o.extract.workers = config.data.workers;
+  o.extract.workers = loader_workers(config, device.is_cuda());
   o.extract.flip = t.flip;
   o.extract.device = device;
   o.extract.channels_last = config.solver.channels_last;
@@ -238,9 +239,26 @@ void check_batch_split(const Config& config, int world_size) {
                           " x n images)");
 }
 
+void configure_backends(const Config& config, const torch::Device& device) {
+  if (!device.is_cuda()) return;
+  const bool deterministic = config.solver.deterministic;
+  // cuBLAS is deterministic only with a fixed workspace (CUDA's documented setting).
+  if (deterministic) setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", /*overwrite=*/0);
+  auto& context = at::globalContext();
+  context.setBenchmarkCuDNN(config.solver.cudnn_benchmark && !deterministic);
+  context.setDeterministicCuDNN(deterministic);
+  context.setDeterministicAlgorithms(deterministic, /*warn_only=*/false);
+}
+
+int loader_workers(const Config& config, bool cuda) {
+  if (config.data.workers >= 0) return config.data.workers;
+  const int cores = available_cores();
+  return cuda ? std::clamp(cores - 2, 1, 12) : std::max(1, cores / 4);
+}
+
 data::LoaderOptions loader_options(const Config& config, bool cuda) {
   data::LoaderOptions o;
-  o.workers = config.data.workers;
+  o.workers = loader_workers(config, cuda);
   o.prefetch = config.data.prefetch;
   o.pin_memory = cuda;
   o.skip_bad_images = config.data.skip_bad_images;

@@ -73,7 +73,8 @@ std::map<std::string, eval::EvalResult> evaluate_targets(models::ReidModelImpl& 
       logger().info("{}: features written to {}", target.name, dir);
     }
     if (!output_dir.empty() && options.visualize > 0) {
-      const auto [q, g] = eval::prepare_features(query, gallery, retrieval);
+      const auto prepared = eval::prepare_features(query, gallery, retrieval);
+      const torch::Tensor &q = prepared.first, &g = prepared.second;
       std::unique_ptr<eval::KReciprocalReranker> reranker;
       if (retrieval.rerank)
         reranker = std::make_unique<eval::KReciprocalReranker>(q, g, retrieval.metric, retrieval.rerank_options);

@@ -92,3 +92,65 @@ double lr_factor(const ScheduleOptions& o, int epoch) {
 }
 
 }  // namespace reid::engine
+
+namespace reid::engine {
+
+void clip_gradients(const std::vector<torch::Tensor>& parameters, double max_norm) {
+  std::vector<torch::Tensor> grads, norms;
+  for (const auto& p : parameters)
+    if (p.grad().defined()) grads.push_back(p.grad());
+  if (grads.empty()) return;
+  for (const auto& g : grads) norms.push_back(g.detach().norm(2).to(torch::kFloat));
+  const auto total = torch::stack(norms).norm(2);
+  // min(1, max_norm / (total + 1e-6)) as a device tensor: no branch on the host.
+  const auto factor = (max_norm / (total + 1e-6)).clamp_max(1.0);
+  torch::NoGradGuard no_grad;
+  for (auto& g : grads) g.mul_(factor.to(g.scalar_type()));
+}
+
+LossScalerImpl::LossScalerImpl(double init_scale, double growth, double backoff, int64_t interval)
+    : growth_(growth), backoff_(backoff), interval_(interval) {
+  scale_ = register_buffer("scale", torch::full({}, init_scale, torch::kDouble));
+  tracker_ = register_buffer("growth_tracker", torch::zeros({}, torch::kLong));
+}
+
+double LossScalerImpl::current() const { return scale_.item<double>(); }
+
+torch::Tensor LossScalerImpl::scale(const torch::Tensor& loss) const { return loss * current(); }
+
+bool LossScalerImpl::unscale(const std::vector<torch::Tensor>& parameters) {
+  std::vector<torch::Tensor> grads;
+  for (const auto& p : parameters)
+    if (p.grad().defined()) grads.push_back(p.grad());
+  if (grads.empty()) return true;
+  const double inverse = 1.0 / current();
+  const auto device = grads.front().device();
+  bool same_device = true;
+  for (const auto& g : grads) same_device = same_device && g.device() == device && g.scalar_type() == torch::kFloat;
+  torch::NoGradGuard no_grad;
+  if (device.is_cuda() && same_device) {
+    // The fused CUDA kernel: one launch for every gradient.
+    auto found = torch::zeros({1}, torch::TensorOptions().device(device));
+    at::_amp_foreach_non_finite_check_and_unscale_(grads, found, torch::full({1}, inverse, found.options()));
+    return found.item<float>() == 0.0f;
+  }
+  std::vector<torch::Tensor> finite;
+  for (auto& g : grads) {
+    g.mul_(inverse);
+    finite.push_back(g.isfinite().all());
+  }
+  return torch::stack(finite).all().item<bool>();
+}
+
+void LossScalerImpl::update(bool finite) {
+  torch::NoGradGuard no_grad;
+  if (!finite) {
+    scale_.mul_(backoff_);
+    tracker_.zero_();
+  } else if (tracker_.add_(1).item<int64_t>() >= interval_) {
+    scale_.mul_(growth_);
+    tracker_.zero_();
+  }
+}
+
+}  // namespace reid::engine

@@ -106,12 +106,7 @@ void draw_panel(cv::Mat& canvas, const cv::Rect& area, const std::string& title,
 Recorder::Recorder(const std::string& output_dir, std::vector<std::string> targets, bool tensorboard)
     : dir_(output_dir), targets_(std::move(targets)) {
   fs::create_directories(dir_);
-  if (tensorboard) {
-    if (tensorboard_available())
-      tensorboard_ = std::make_unique<EventWriter>((fs::path(dir_) / "tb").string());
-    else
-      logger().warn("LibReID was built without Protobuf: no TensorBoard event files");
-  }
+  if (tensorboard) tensorboard_ = std::make_unique<EventWriter>((fs::path(dir_) / "tb").string());
   if (!targets_.empty()) read_history(fs::path(dir_) / "metrics.csv", targets_.front(), loss_curve_, eval_curve_);
 }
 

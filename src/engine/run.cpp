@@ -101,6 +101,7 @@ TrainResult run_training(const Config& config, const TrainSetup& setup, Distribu
 
   // Model, losses, optimisers.
   const torch::Device device = dist.device();
+  configure_backends(config, device);
   auto model = build_model(config, num_classes, device, setup.registries.models);
   if (main)
     logger().info("model {}: {}", config.model.name,

@@ -3,14 +3,13 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
+#include <fstream>
 #include <filesystem>
 #include <sstream>
 
 #include "reid/core/error.h"
 
-#if REID_HAVE_TENSORBOARD
-#include "tensorboard.pb.h"
-#endif
 
 namespace reid::engine {
 namespace {
@@ -21,9 +20,84 @@ double wall_time() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// The protobuf wire format of TensorBoard's Event message, written by hand: the subset scalar
+// logging needs (tensorflow/core/util/event.proto, framework/summary.proto field numbers):
+// Event{1: double wall_time, 2: int64 step, 3: string file_version, 5: Summary summary},
+// Summary{1: repeated Value value}, Value{1: string tag, 2: float simple_value}.
+void varint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out += static_cast<char>((v & 0x7F) | 0x80);
+    v >>= 7;
+  }
+  out += static_cast<char>(v);
+}
+
+void fixed(std::string& out, const void* value, int bytes) {
+  out.append(static_cast<const char*>(value), static_cast<std::size_t>(bytes));  // little-endian hosts
+}
+
+void length_delimited(std::string& out, int field, const std::string& payload) {
+  varint(out, (static_cast<uint64_t>(field) << 3) | 2);
+  varint(out, payload.size());
+  out += payload;
+}
+
+std::string event(double time, int64_t step) {
+  std::string e;
+  varint(e, (1 << 3) | 1);
+  fixed(e, &time, 8);
+  varint(e, (2 << 3) | 0);
+  varint(e, static_cast<uint64_t>(step));
+  return e;
+}
+
+// A bounds-checked reader of one message's fields.
+class Fields {
+ public:
+  Fields(const std::string& data, const std::string& path) : d_(data), path_(path) {}
+  bool next(int& field, int& wire) {
+    if (pos_ >= d_.size()) return false;
+    const uint64_t key = read_varint();
+    field = static_cast<int>(key >> 3);
+    wire = static_cast<int>(key & 7);
+    return true;
+  }
+  uint64_t read_varint() {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (pos_ >= d_.size()) fail();
+      const auto b = static_cast<unsigned char>(d_[pos_++]);
+      v |= static_cast<uint64_t>(b & 0x7F) << shift;
+      if (!(b & 0x80)) return v;
+    }
+    fail();
+  }
+  std::string bytes(std::size_t n) {
+    if (n > d_.size() - pos_) fail();
+    std::string s = d_.substr(pos_, n);
+    pos_ += n;
+    return s;
+  }
+  std::string read(int wire) {
+    switch (wire) {
+      case 0: return std::to_string(read_varint());
+      case 1: return bytes(8);
+      case 2: return bytes(static_cast<std::size_t>(read_varint()));
+      case 5: return bytes(4);
+      default: fail();
+    }
+  }
+  [[noreturn]] void fail() const { throw IOError(path_, "undecodable event"); }
+
+ private:
+  const std::string& d_;
+  const std::string& path_;
+  std::size_t pos_ = 0;
+};
+
 }  // namespace
 
-bool tensorboard_available() { return REID_HAVE_TENSORBOARD != 0; }
+bool tensorboard_available() { return true; }
 
 uint32_t crc32c(const void* data, std::size_t size) {
   static const auto table = [] {
@@ -42,7 +116,6 @@ uint32_t crc32c(const void* data, std::size_t size) {
 }
 
 EventWriter::EventWriter(const std::string& dir) {
-#if REID_HAVE_TENSORBOARD
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   char host[256] = "localhost";
@@ -52,28 +125,23 @@ EventWriter::EventWriter(const std::string& dir) {
               .string();
   out_.open(path_, std::ios::binary | std::ios::app);
   if (!out_) throw IOError(path_, "cannot create the TensorBoard event file");
-  tensorboard::Event event;
-  event.set_wall_time(wall_time());
-  event.set_file_version("brain.Event:2");
-  write_record(event.SerializeAsString());
+  std::string e = event(wall_time(), 0);
+  length_delimited(e, 3, "brain.Event:2");
+  write_record(e);
   flush();
-#else
-  throw Error("TensorBoard event files need LibReID built with Protobuf (libprotobuf-dev, protobuf-compiler)");
-#endif
 }
 
 void EventWriter::add_scalar(const std::string& tag, double value, int64_t step) {
-#if REID_HAVE_TENSORBOARD
-  tensorboard::Event event;
-  event.set_wall_time(wall_time());
-  event.set_step(step);
-  auto* v = event.mutable_summary()->add_value();
-  v->set_tag(tag);
-  v->set_simple_value(static_cast<float>(value));
-  write_record(event.SerializeAsString());
-#else
-  (void)tag, (void)value, (void)step;
-#endif
+  std::string v;
+  length_delimited(v, 1, tag);
+  varint(v, (2 << 3) | 5);
+  const float f = static_cast<float>(value);
+  fixed(v, &f, 4);
+  std::string summary;
+  length_delimited(summary, 1, v);
+  std::string e = event(wall_time(), step);
+  length_delimited(e, 5, summary);
+  write_record(e);
 }
 
 void EventWriter::write_record(const std::string& data) {
@@ -95,7 +163,6 @@ void EventWriter::flush() { out_.flush(); }
 
 std::vector<ScalarEvent> read_scalar_events(const std::string& path) {
   std::vector<ScalarEvent> out;
-#if REID_HAVE_TENSORBOARD
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IOError(path, "cannot open the event file");
   auto u32 = [](const unsigned char* b) { return b[0] | (b[1] << 8) | (b[2] << 16) | (static_cast<uint32_t>(b[3]) << 24); };
@@ -105,19 +172,37 @@ std::vector<ScalarEvent> read_scalar_events(const std::string& path) {
     uint64_t length = 0;
     for (int i = 0; i < 8; ++i) length |= static_cast<uint64_t>(header[i]) << (8 * i);
     if (masked(crc32c(header, 8)) != u32(header + 8)) throw IOError(path, "corrupt record length");
+    if (length > (uint64_t{1} << 26)) throw IOError(path, "corrupt record length");
     std::string data(length, '\0');
     unsigned char footer[4];
     if (!in.read(&data[0], static_cast<std::streamsize>(length)) || !in.read(reinterpret_cast<char*>(footer), 4))
       throw IOError(path, "truncated record");
     if (masked(crc32c(data.data(), data.size())) != u32(footer)) throw IOError(path, "corrupt record data");
-    tensorboard::Event event;
-    if (!event.ParseFromString(data)) throw IOError(path, "undecodable event");
-    if (!event.has_summary()) continue;
-    for (const auto& v : event.summary().value()) out.push_back({v.tag(), event.step(), v.simple_value()});
+    int64_t step = 0;
+    std::vector<std::pair<std::string, float>> values;
+    Fields e(data, path);
+    int field = 0, wire = 0;
+    while (e.next(field, wire)) {
+      const std::string payload = e.read(wire);
+      if (field == 2 && wire == 0) step = static_cast<int64_t>(std::stoull(payload));
+      if (field != 5 || wire != 2) continue;
+      Fields summary(payload, path);
+      while (summary.next(field, wire)) {
+        const std::string value = summary.read(wire);
+        if (field != 1 || wire != 2) continue;
+        Fields v(value, path);
+        std::string tag;
+        float simple = 0;
+        while (v.next(field, wire)) {
+          const std::string x = v.read(wire);
+          if (field == 1 && wire == 2) tag = x;
+          if (field == 2 && wire == 5) std::memcpy(&simple, x.data(), 4);
+        }
+        values.emplace_back(tag, simple);
+      }
+    }
+    for (const auto& v : values) out.push_back({v.first, step, v.second});
   }
-#else
-  throw IOError(path, "reading TensorBoard files needs LibReID built with Protobuf");
-#endif
   return out;
 }
 

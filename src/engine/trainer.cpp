@@ -29,11 +29,10 @@ extern "C" void on_signal(int signal) {
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
-// bf16 autocast on CUDA for a scope: an exception cannot leave it on. The API changed in
-// LibTorch 2.4.
+// Autocast on CUDA for a scope: an exception cannot leave it on. The API changed in LibTorch 2.4.
 class AutocastGuard {
  public:
-  explicit AutocastGuard(bool enabled) : enabled_(enabled) {
+  AutocastGuard(bool enabled, torch::ScalarType dtype) : enabled_(enabled), dtype_(dtype) {
     if (enabled_) set(true);
   }
   ~AutocastGuard() {
@@ -43,17 +42,18 @@ class AutocastGuard {
   AutocastGuard& operator=(const AutocastGuard&) = delete;
 
  private:
-  static void set(bool on) {
+  void set(bool on) const {
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
     at::autocast::set_autocast_enabled(at::kCUDA, on);
-    if (on) at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+    if (on) at::autocast::set_autocast_dtype(at::kCUDA, dtype_);
 #else
     at::autocast::set_enabled(on);
-    if (on) at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+    if (on) at::autocast::set_autocast_gpu_dtype(dtype_);
 #endif
     if (!on) at::autocast::clear_cache();
   }
   bool enabled_;
+  torch::ScalarType dtype_;
 };
 
 // One data-parallel rank's part of a global batch: whole groups of `group` consecutive indices
@@ -184,6 +184,12 @@ Trainer::Trainer(TrainerOptions options, TrainComponents components, Distributed
   std::vector<std::pair<std::string, torch::Tensor>> trained;
   for (const auto& p : model_->named_parameters()) trained.emplace_back(p.key(), p.value());
   for (const auto& p : loss_->named_parameters()) trained.emplace_back("loss." + p.key(), p.value());
+  for (const auto& p : trained) trained_.push_back(p.second);
+  amp_ = options_.amp() && dist_.device().is_cuda();
+  if (amp_ && options_.amp_dtype() == torch::kHalf) {
+    scaler_ = LossScaler();
+    checkpointer_.add("loss_scaler", *scaler_);
+  }
   reducer_ = std::make_unique<GradientReducer>(dist_, std::move(trained), options_.bucket_mb());
   first_bad_ = torch::full({}, -1, torch::TensorOptions().dtype(torch::kLong).device(dist_.device()));
 }
@@ -337,24 +343,30 @@ void Trainer::run_step(const data::Batch& batch) {
   const auto labels = batch.pids.to(device, /*non_blocking=*/true);
   losses::LossResult losses;
   {
-    AutocastGuard autocast(options_.amp() && device.is_cuda());
+    AutocastGuard autocast(amp_, options_.amp_dtype());
     const auto output = model_->forward(images, labels);
     losses = loss_->forward(output, labels);
   }
   optimizer_.optimizer->zero_grad();
   for (auto& a : auxiliary_) a.optimizer->zero_grad();
   reducer_->prepare();
-  losses.total.backward();
+  (scaler_ ? scaler_->scale(losses.total) : losses.total).backward();
   reducer_->finish();
-  if (options_.grad_clip() > 0) torch::nn::utils::clip_grad_norm_(model_->parameters(), options_.grad_clip());
-  optimizer_.optimizer->step();
-  for (auto& a : auxiliary_) {
-    if (a.grad_scale != 1.0)
-      for (auto& group : a.optimizer->param_groups())
-        for (auto& p : group.params())
-          if (p.grad().defined()) p.mutable_grad().mul_(a.grad_scale);
-    a.optimizer->step();
+  // float16: an overflowing step is skipped (the only read-back of a step; gradients are
+  // averaged over ranks already, so every rank decides the same).
+  const bool finite = scaler_ ? scaler_->unscale(trained_) : true;
+  if (options_.grad_clip() > 0) clip_gradients(model_->parameters(), options_.grad_clip());
+  if (finite) {
+    optimizer_.optimizer->step();
+    for (auto& a : auxiliary_) {
+      if (a.grad_scale != 1.0)
+        for (auto& group : a.optimizer->param_groups())
+          for (auto& p : group.params())
+            if (p.grad().defined()) p.mutable_grad().mul_(a.grad_scale);
+      a.optimizer->step();
+    }
   }
+  if (scaler_) scaler_->update(finite);
   meter_.add(losses);
   // Remember the first non-finite loss without reading it back (checked at control points).
   const auto bad = torch::logical_and(first_bad_.lt(0), losses.total.detach().isfinite().logical_not());

@@ -214,8 +214,10 @@ struct DataConfig {
   std::vector<double> std = {0.229, 0.224, 0.225};
   /// Training batch size (images).
   int batch_size = 64;
-  /// Loader threads decoding and augmenting images; 0 loads in the calling thread.
-  int workers = 2;
+  /// Loader threads decoding and augmenting images; 0 loads in the calling thread, -1 picks a
+  /// number for the machine (CUDA: one per core but two, at most 12, what a GPU step needs; CPU:
+  /// a quarter of the cores, at least 1, leaving the rest to the training threads).
+  int workers = -1;
   /// Batches prepared ahead of the training step.
   int prefetch = 4;
   /// Skip unreadable images (counted and logged) instead of failing on the first one. Every
@@ -386,8 +388,19 @@ struct SolverConfig {
   int fixbase_epochs = 0;
   /// Clip the global gradient norm to this value (0 = no clipping).
   double grad_clip = 0.0;
-  /// Mixed precision with bfloat16 autocast (CUDA only; ignored on CPU).
+  /// Mixed precision on CUDA (ignored on CPU): autocast to solver.amp_dtype.
   bool amp = false;
+  /// Autocast type: bfloat16 (no loss scaling needed), or float16 with a dynamic loss scale
+  /// (gradients unscaled and checked for overflow before each step; a step with inf/NaN
+  /// gradients is skipped and the scale halved, as PyTorch's GradScaler does).
+  std::string amp_dtype = "bfloat16";
+  /// CUDA: let cuDNN benchmark convolution algorithms for the shapes it sees (faster training
+  /// with fixed input sizes; results then differ from run to run in the last bits).
+  bool cudnn_benchmark = true;
+  /// CUDA: deterministic algorithms only (cuDNN deterministic, benchmark off, and LibTorch's
+  /// deterministic mode), so that two runs give the same weights; slower (not yet measured
+  /// here), and an operation without a deterministic implementation fails naming itself.
+  bool deterministic = false;
   /// Floating-point precision of weights and activations: float32, or float64 for numerical
   /// checks (gradients and data-parallel equivalence to ~1e-12 instead of float32's noise;
   /// 2-4x slower on CPU, much slower on most GPUs).
@@ -427,6 +440,9 @@ struct SolverConfig {
     v("fixbase_epochs", fixbase_epochs);
     v("grad_clip", grad_clip);
     v("amp", amp);
+    v("amp_dtype", amp_dtype);
+    v("cudnn_benchmark", cudnn_benchmark);
+    v("deterministic", deterministic);
     v("precision", precision);
     v("channels_last", channels_last);
     v("eval_period", eval_period);

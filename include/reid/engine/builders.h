@@ -63,6 +63,13 @@ eval::RetrievalOptions retrieval_options(const Config& config, const std::string
 /// Evaluation options (test section: extraction, retrieval, outputs) on `device`.
 EvaluationOptions evaluation_options(const Config& config, const torch::Device& device);
 
+/// cuDNN autotuning (solver.cudnn_benchmark) and deterministic algorithms (solver.deterministic)
+/// for training on `device` (process-wide LibTorch settings; nothing on the CPU).
+void configure_backends(const Config& config, const torch::Device& device);
+
+/// data.workers, with -1 resolved for the machine and device (see the key's comment).
+int loader_workers(const Config& config, bool cuda);
+
 /// Loader options (workers, prefetch, pinned memory on CUDA, skipping bad images).
 data::LoaderOptions loader_options(const Config& config, bool cuda);
 

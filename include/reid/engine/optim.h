@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
 #include <torch/optim/optimizer.h>
 
 namespace reid::engine {
@@ -62,5 +63,39 @@ struct ScheduleOptions {
 /// the first warmup_epochs (BoT), then multistep decay (gamma per milestone passed) or cosine
 /// decay from the end of flat_epochs to max_epochs.
 double lr_factor(const ScheduleOptions& options, int epoch);
+
+}  // namespace reid::engine
+
+namespace reid::engine {
+
+/// Scales the gradients of `parameters` so that their global L2 norm is at most `max_norm`,
+/// without reading anything back to the host (LibTorch's clip_grad_norm_ returns the norm as a
+/// double, which waits for the GPU at every step).
+void clip_gradients(const std::vector<torch::Tensor>& parameters, double max_norm);
+
+/// Dynamic loss scaling for float16 mixed precision, PyTorch's GradScaler algorithm: the loss is
+/// multiplied by the scale before backward; after it the gradients are divided by it and checked
+/// for inf/NaN (one flag read back per step: the step must be skipped or not); an overflowing
+/// step is skipped and the scale multiplied by `backoff`, and after `interval` clean steps it is
+/// multiplied by `growth`. A module so that checkpoints keep its state (buffers `scale` and
+/// `growth_tracker`).
+class LossScalerImpl : public torch::nn::Module {
+ public:
+  explicit LossScalerImpl(double init_scale = 65536.0, double growth = 2.0, double backoff = 0.5,
+                          int64_t interval = 2000);
+  /// loss x scale.
+  torch::Tensor scale(const torch::Tensor& loss) const;
+  /// Divides every defined gradient by the scale; true when all of them are finite.
+  bool unscale(const std::vector<torch::Tensor>& parameters);
+  /// After a step (`finite`) or a skipped one.
+  void update(bool finite);
+  double current() const;
+
+ private:
+  torch::Tensor scale_, tracker_;
+  double growth_, backoff_;
+  int64_t interval_;
+};
+TORCH_MODULE(LossScaler);
 
 }  // namespace reid::engine

@@ -43,8 +43,7 @@ struct EpochStats {
 /// Writes the run's metrics files.
 class Recorder {
  public:
-  /// `targets` name the evaluated datasets (CSV columns); `tensorboard` enables tb/ (ignored,
-  /// with a warning, when LibReID was built without Protobuf).
+  /// `targets` name the evaluated datasets (CSV columns); `tensorboard` enables tb/.
   Recorder(const std::string& output_dir, std::vector<std::string> targets, bool tensorboard);
   void iteration(const IterationStats& stats);
   /// Records the epoch (the CSV row is written when the next epoch starts or on flush(), so that

@@ -1,6 +1,7 @@
 #pragma once
 /// @file
-/// TensorBoard event files (scalars), written with protobuf in TensorBoard's record format:
+/// TensorBoard event files (scalars): the Event messages are encoded by hand (protobuf's wire
+/// format for the few fields scalars need, so no Protobuf dependency) in TensorBoard's record format:
 /// each record is a little-endian uint64 length, its masked CRC-32C, the serialised Event and
 /// the data's masked CRC-32C.
 
@@ -11,7 +12,7 @@
 
 namespace reid::engine {
 
-/// True when LibReID was built with Protobuf (otherwise EventWriter throws).
+/// Always true (kept for code written when the writer needed Protobuf).
 bool tensorboard_available();
 
 /// CRC-32C (Castagnoli) of `size` bytes.
@@ -21,7 +22,7 @@ uint32_t crc32c(const void* data, std::size_t size);
 class EventWriter {
  public:
   /// Creates `dir` if needed and the event file in it (starting with the file-version record).
-  /// Throws reid::IOError, or reid::Error when built without Protobuf.
+  /// Throws reid::IOError.
   explicit EventWriter(const std::string& dir);
   void add_scalar(const std::string& tag, double value, int64_t step);
   void flush();

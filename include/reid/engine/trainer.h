@@ -57,8 +57,10 @@ struct TrainerOptions {
   TORCH_ARG(std::vector<std::string>, open_layers) = std::vector<std::string>{"classifier"};
   /// Clip the global gradient norm (0: off).
   TORCH_ARG(double, grad_clip) = 0.0;
-  /// bf16 autocast on CUDA (ignored on CPU).
+  /// Autocast on CUDA (ignored on CPU) to `amp_dtype`: bfloat16, or float16 with dynamic loss
+  /// scaling.
   TORCH_ARG(bool, amp) = false;
+  TORCH_ARG(torch::ScalarType, amp_dtype) = torch::kBFloat16;
   /// Floating-point type of the model (images are converted to it).
   TORCH_ARG(torch::ScalarType, dtype) = torch::kFloat;
   /// Feed images channels-last (the model should be converted with models::to_channels_last).
@@ -216,7 +218,10 @@ class Trainer {
   std::string checkpoint_path_;
   int64_t checkpoint_epoch_ = -1;
   double comm_wait_ = 0.0;
-  torch::Tensor first_bad_;  // iteration of the first non-finite loss since the last check, or -1
+  torch::Tensor first_bad_;
+  std::vector<torch::Tensor> trained_;  // every parameter the reducer averages
+  bool amp_ = false;
+  LossScaler scaler_{nullptr};  // iteration of the first non-finite loss since the last check, or -1
 };
 
 /// Makes SIGINT and SIGTERM request a clean stop (a second signal kills the process as usual).
