@@ -272,26 +272,30 @@ class Unpickler {
     }
     return s;
   }
+  // Values below the innermost MARK belong to the enclosing object: as in Python's unpickler,
+  // reaching under it is an underflow (a mark left above the stack would index past its end).
+  size_t fence() const { return marks_.empty() ? 0 : marks_.back(); }
   PyValue pop() {
-    if (stack_.empty()) throw PickleError("pickle stack underflow");
+    if (stack_.size() <= fence()) throw PickleError("pickle stack underflow");
     PyValue v = std::move(stack_.back());
     stack_.pop_back();
     return v;
   }
   PyValue& top() {
-    if (stack_.empty()) throw PickleError("pickle stack underflow");
+    if (stack_.size() <= fence()) throw PickleError("pickle stack underflow");
     return stack_.back();
   }
   std::vector<PyValue> pop_mark() {
     if (marks_.empty()) throw PickleError("pickle mark missing");
     const size_t mark = marks_.back();
+    if (mark > stack_.size()) throw PickleError("pickle stack underflow");
     marks_.pop_back();
     std::vector<PyValue> items(stack_.begin() + static_cast<std::ptrdiff_t>(mark), stack_.end());
     stack_.resize(mark);
     return items;
   }
   void tuple_of(size_t n) {
-    if (stack_.size() < n) throw PickleError("pickle stack underflow");
+    if (stack_.size() < fence() + n) throw PickleError("pickle stack underflow");
     std::vector<PyValue> items(stack_.end() - static_cast<std::ptrdiff_t>(n), stack_.end());
     stack_.resize(stack_.size() - n);
     push(make_sequence(PyValue::Kind::kTuple, std::move(items)));

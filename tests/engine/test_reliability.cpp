@@ -305,6 +305,10 @@ TEST(Reliability, HostilePicklesAreErrorsNotCrashes) {
   // A million nested tuples (TUPLE1): the returned value is bounded, nothing overflows the stack.
   EXPECT_NE(pickle_error("\x80\x02N" + std::string(1000000, '\x85') + ".").find("nested too deeply"),
             std::string::npos);
+  // MARK, then POP reaching under it, then TUPLE: the mark is above the stack (found by
+  // fuzz_torch_file: std::length_error escaped).
+  EXPECT_NE(pickle_error("\x80\x02K\x01(0t.").find("stack underflow"), std::string::npos);
+  EXPECT_NE(pickle_error("\x80\x02K\x01(\x85.").find("stack underflow"), std::string::npos);
   // A list appended to itself.
   EXPECT_NE(pickle_error(std::string("\x80\x02]q\x00h\x00\x61.", 9)).find("nested too deeply"), std::string::npos);
   // A tensor of 100 elements viewing a storage of 2.
