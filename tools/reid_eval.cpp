@@ -63,7 +63,9 @@ int main(int argc, char** argv) {
       if (!(out << result.to_json({1, 5, 10, 20}) << "\n")) throw reid::IOError(output, "cannot write the metrics");
     }
     if (visualize > 0) {
-      const auto [q, g] = reid::eval::prepare_features(query, gallery, options);
+      // Not a structured binding: C++17 lambdas cannot capture one (clang refuses).
+      const auto prepared = reid::eval::prepare_features(query, gallery, options);
+      const torch::Tensor &q = prepared.first, &g = prepared.second;
       const auto files = reid::eval::write_ranked_lists(
           [&](int64_t i) { return reid::eval::compute_distance(q.narrow(0, i, 1), g, options.metric)[0]; }, query, gallery,
           reid::eval::worst_queries(result, visualize), visualize_dir.empty() ? "ranked_lists" : visualize_dir);
