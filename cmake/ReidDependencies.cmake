@@ -1,6 +1,26 @@
 # Third-party dependencies. Everything comes from find_package so that a Debian install and an
 # official LibTorch 2.x (CUDA) given with -DCMAKE_PREFIX_PATH both work.
 
+# The dependency bundle (scripts/bundle_deps.sh: static OpenCV, yaml-cpp, spdlog/fmt, CLI11,
+# GoogleTest, zlib) for machines without these packages, such as the GPU machines; searched before
+# anything installed on the machine. Without it, nothing changes.
+set(REID_DEPS_PREFIX "" CACHE PATH "Dependency bundle built by scripts/bundle_deps.sh (empty: the machine's packages)")
+if(REID_DEPS_PREFIX)
+  get_filename_component(REID_DEPS_PREFIX "${REID_DEPS_PREFIX}" ABSOLUTE BASE_DIR "${PROJECT_SOURCE_DIR}")
+  if(NOT EXISTS "${REID_DEPS_PREFIX}/VERSIONS" OR NOT EXISTS "${REID_DEPS_PREFIX}/lib/cmake/opencv4")
+    message(FATAL_ERROR "LibReID: REID_DEPS_PREFIX=${REID_DEPS_PREFIX} is not a bundle made by "
+                        "scripts/bundle_deps.sh (no VERSIONS file or lib/cmake/opencv4)")
+  endif()
+  list(PREPEND CMAKE_PREFIX_PATH "${REID_DEPS_PREFIX}")
+  set(OpenCV_DIR "${REID_DEPS_PREFIX}/lib/cmake/opencv4" CACHE PATH "" FORCE)
+  set(ZLIB_ROOT "${REID_DEPS_PREFIX}")
+  set(ZLIB_INCLUDE_DIR "${REID_DEPS_PREFIX}/include" CACHE PATH "" FORCE)
+  set(ZLIB_LIBRARY "${REID_DEPS_PREFIX}/lib/libz.a" CACHE FILEPATH "" FORCE)
+  file(STRINGS "${REID_DEPS_PREFIX}/VERSIONS" reid_bundle_versions)
+  string(REPLACE ";" ", " reid_bundle_versions "${reid_bundle_versions}")
+  message(STATUS "LibReID: dependency bundle ${REID_DEPS_PREFIX}: ${reid_bundle_versions}")
+endif()
+
 find_package(Torch REQUIRED)
 find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs)
 find_package(yaml-cpp REQUIRED)
