@@ -412,7 +412,8 @@ class Unpickler {
         throw PickleError("tensor data " + record + " holds " + std::to_string(bytes) + " bytes, not the " +
                           std::to_string(numel) + " elements its storage claims");
       auto tensor = torch::empty({numel}, torch::TensorOptions().dtype(dtype));
-      std::memcpy(tensor.data_ptr(), data.get(), static_cast<size_t>(numel) * element);
+      // An empty storage has no data pointer to copy from (memcpy's arguments must not be null).
+      if (numel > 0) std::memcpy(tensor.data_ptr(), data.get(), static_cast<size_t>(numel) * element);
       cached = storages_.emplace(key, tensor).first;
     }
     PyValue v = make(PyValue::Kind::kTensor);

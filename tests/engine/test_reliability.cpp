@@ -326,6 +326,20 @@ TEST(Reliability, HostilePicklesAreErrorsNotCrashes) {
   }
 }
 
+// A zero-element tensor with an empty storage record is legitimate (PyTorch writes them); under
+// UBSan, copying its data from a null pointer aborted (found by fuzz_torch_file).
+TEST(Reliability, AnEmptyStorageLoadsAsAnEmptyTensor) {
+  auto unicode = [](const std::string& s) { return std::string("X") + static_cast<char>(s.size()) + std::string(3, '\0') + s; };
+  const std::string empty = std::string("\x80\x02", 2) + "ctorch._utils\n_rebuild_tensor_v2\n((" + unicode("storage") +
+                            "ctorch\nFloatStorage\n" + unicode("0") + unicode("cpu") + std::string("K\x00tQ", 4) +
+                            std::string("K\x00K\x00\x85K\x01\x85\x89NtR.", 13);
+  const auto value =
+      utils::parse_torch_file(zip({{"archive/data.pkl", empty}, {"archive/data/0", ""}, {"archive/version", "3\n"}}), "empty.pt");
+  ASSERT_TRUE(value.is_tensor());
+  EXPECT_EQ(value.tensor.numel(), 0);
+  EXPECT_EQ(value.tensor.dim(), 1);
+}
+
 TEST(Reliability, HostileNpyFilesNameTheFile) {
   test::TempDir dir;
   auto npy = [&](const std::string& name, const std::string& header, std::size_t data_bytes) {
