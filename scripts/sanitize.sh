@@ -6,10 +6,14 @@
 # normal build and tests.
 #   scripts/sanitize.sh              everything
 #   SANITIZE_TESTS=0 scripts/sanitize.sh   fuzzers only;  FUZZ_SECONDS=0: tests only
+#   SANITIZE_TESTS=0 FUZZ_SEED=0 FUZZ_SECONDS=600 scripts/sanitize.sh   explore longer, random seed
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 build=${SANITIZE_BUILD_DIR:-build-sanitize}
 seconds=${FUZZ_SECONDS:-60}
+# A fixed seed makes CI's fuzzing repeatable (a finding there is reproducible by rerunning);
+# FUZZ_SEED=0 lets libFuzzer pick one, for exploring by hand.
+seed=${FUZZ_SEED:-1}
 start=$(date +%s)
 
 # LibTorch runs on GCC's OpenMP runtime: clang must not bring its own (libomp) into the process.
@@ -43,7 +47,7 @@ if [ "$seconds" -gt 0 ]; then
     corpus=$(mktemp -d)
     cp -r "fuzz/corpus/$name/." "$corpus/"
     echo "sanitize: fuzz_$name for $seconds s"
-    "$build/bin/fuzz_$name" "$corpus" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=3072 \
+    "$build/bin/fuzz_$name" "$corpus" -seed="$seed" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=3072 \
       -max_len=65536 -print_final_stats=1 -artifact_prefix="$build/fuzz_${name}_" 2> "$build/fuzz_$name.log" || {
       tail -60 "$build/fuzz_$name.log"
       echo "sanitize: fuzz_$name found a problem (input saved as $build/fuzz_${name}_*)"
