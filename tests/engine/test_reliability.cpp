@@ -21,6 +21,7 @@
 #include "reid/models/weights.h"
 #include "reid/utils/torch_file.h"
 #include "support.h"
+#include "zip_records.h"
 
 namespace reid {
 namespace {
@@ -263,31 +264,7 @@ TEST(Reliability, NoNonFiniteWeightIsEverWritten) {
       << resumed.err;
 }
 
-// Builds a zip with stored records and correct CRCs, as torch.save does.
-std::string zip(const std::vector<std::pair<std::string, std::string>>& records) {
-  std::string out, directory;
-  auto le = [](std::string& s, uint64_t v, int n) {
-    for (int i = 0; i < n; ++i) s += static_cast<char>((v >> (8 * i)) & 0xFF);
-  };
-  for (const auto& r : records) {
-    const uint32_t crc = static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(r.second.data()),
-                                                     static_cast<uInt>(r.second.size())));
-    const uint64_t offset = out.size();
-    le(out, 0x04034b50, 4), le(out, 20, 2), le(out, 0, 2), le(out, 0, 2), le(out, 0, 4), le(out, crc, 4);
-    le(out, r.second.size(), 4), le(out, r.second.size(), 4), le(out, r.first.size(), 2), le(out, 0, 2);
-    out += r.first + r.second;
-    le(directory, 0x02014b50, 4), le(directory, 20, 2), le(directory, 20, 2), le(directory, 0, 2), le(directory, 0, 2);
-    le(directory, 0, 4), le(directory, crc, 4), le(directory, r.second.size(), 4), le(directory, r.second.size(), 4);
-    le(directory, r.first.size(), 2), le(directory, 0, 2), le(directory, 0, 2), le(directory, 0, 2), le(directory, 0, 2);
-    le(directory, 0, 4), le(directory, offset, 4);
-    directory += r.first;
-  }
-  const uint64_t cd = out.size();
-  out += directory;
-  le(out, 0x06054b50, 4), le(out, 0, 2), le(out, 0, 2), le(out, records.size(), 2), le(out, records.size(), 2);
-  le(out, directory.size(), 4), le(out, cd, 4), le(out, 0, 2);
-  return out;
-}
+using test::zip;
 
 std::string pickle_error(const std::string& program) {
   try {
