@@ -18,74 +18,15 @@
 #include "reid/deploy/onnx.h"
 #include "reid/deploy/trace.h"
 #include "reid/models/model.h"
+#include "reid/models/weights.h"
+#include "deploy/fixtures.h"
 #include "support.h"
 
 namespace reid::deploy {
 namespace {
 
 using test::TempDir;
-
-// A registry model with random weights and random batch-norm statistics (so that folding and
-// every normalisation matter), in eval mode.
-models::ReidModel random_model(const std::string& name, models::Neck neck = models::Neck::kNone,
-                               models::Pooling pooling = models::Pooling::kAvg) {
-  torch::manual_seed(11);
-  auto model = models::builtin_models().create(
-      name, models::ModelOptions().head(models::HeadOptions().num_classes(9).neck(neck).pooling(pooling)));
-  torch::NoGradGuard no_grad;
-  for (auto& item : model->named_buffers()) {
-    if (item.key().find("running_mean") != std::string::npos) item.value().normal_(0.0, 0.2);
-    if (item.key().find("running_var") != std::string::npos) item.value().uniform_(0.5, 1.5);
-  }
-  for (auto& item : model->named_parameters()) {
-    const auto& key = item.key();
-    if (item.value().dim() == 1 && key.find("bias") != std::string::npos) item.value().normal_(0.0, 0.1);
-    if (item.value().dim() == 1 && key.find("weight") != std::string::npos) item.value().uniform_(0.5, 1.5);
-  }
-  model->eval();
-  return model;
-}
-
-// Test-time inputs: real Market-1501 crops when REID_DATA_ROOT is set, synthetic pedestrians
-// otherwise; resized and normalised as at test time.
-torch::Tensor crops(int64_t n, int height = 256, int width = 128) {
-  std::vector<cv::Mat> images;
-  const auto root = test::data_root();
-  if (!root.empty()) {
-    std::vector<std::string> files;
-    for (const auto& entry : test::fs::directory_iterator(test::fs::path(root) / "market1501" / "Market-1501-v15.09.15" / "bounding_box_test"))
-      if (entry.path().extension() == ".jpg") files.push_back(entry.path().string());
-    std::sort(files.begin(), files.end());
-    for (int64_t i = 0; i < n && i < static_cast<int64_t>(files.size()); ++i)
-      images.push_back(data::read_image(files[static_cast<std::size_t>(i * 37 % files.size())]));
-  }
-  for (int64_t i = static_cast<int64_t>(images.size()); i < n; ++i)
-    images.push_back(data::render_synthetic({3, 128, 64, i % 5, i % 3, i}));
-  data::TransformOptions options;
-  options.height = height;
-  options.width = width;
-  const data::Transform transform(options);
-  std::vector<torch::Tensor> batch;
-  for (const auto& image : images) batch.push_back(transform(image, 0));
-  return torch::stack(batch);
-}
-
-double relative_error(const torch::Tensor& got, const torch::Tensor& expected) {
-  return ((got - expected).abs().max() / expected.abs().max()).item<double>();
-}
-
-void write_raw(const std::string& path, const torch::Tensor& t) {
-  const auto c = t.contiguous().to(torch::kFloat);
-  std::ofstream(path, std::ios::binary).write(static_cast<const char*>(c.data_ptr()), static_cast<std::streamsize>(c.nbytes()));
-}
-
-torch::Tensor read_raw(const std::string& path, std::vector<int64_t> shape) {
-  auto t = torch::empty(shape);
-  std::ifstream in(path, std::ios::binary);
-  in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(t.nbytes()));
-  EXPECT_EQ(in.gcount(), static_cast<std::streamsize>(t.nbytes())) << path;
-  return t;
-}
+using namespace test_fixtures;
 
 // onnxruntime-node as scripts/setup.sh installs it (build/onnxruntime/node_modules).
 std::string ort_modules() {
@@ -159,6 +100,130 @@ INSTANTIATE_TEST_SUITE_P(Models, OnnxParity,
                                            Case{"osnet_ibn_x1_0", models::Neck::kNone, models::Pooling::kAvg},
                                            Case{"resnet50", models::Neck::kBNNeck, models::Pooling::kAvg}),
                          [](const auto& info) { return info.param.model; });
+
+
+// A small network whose featuremaps() is given, to exercise what tracing and export refuse.
+class ProbeNetImpl : public models::ReidModelImpl {
+ public:
+  explicit ProbeNetImpl(std::function<torch::Tensor(const torch::Tensor&)> body)
+      : models::ReidModelImpl("ProbeNet"), body_(std::move(body)) {
+    conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 8, 3).stride(4)));
+    head_.build(*this, 8, models::HeadOptions());
+  }
+  torch::Tensor featuremaps(const torch::Tensor& images) override { return body_(conv->forward(images)); }
+  torch::nn::Conv2d conv{nullptr};
+
+ private:
+  std::function<torch::Tensor(const torch::Tensor&)> body_;
+};
+TORCH_MODULE(ProbeNet);
+
+int64_t count_nodes(const TracedModel& traced, const std::string& kind) {
+  int64_t n = 0;
+  for (const auto* node : traced.graph->nodes()) n += std::string(node->kind().toQualString()) == kind;
+  return n;
+}
+
+TEST(Trace, FoldsBatchNormsAndMatchesTheModelAtAnyBatchSize) {
+  for (const char* name : {"osnet_x0_25", "resnet50_ibn_a"}) {
+    auto model = random_model(name, models::Neck::kBNNeck, models::Pooling::kGeM);
+    const auto before = models::state_dict(*model);
+    std::vector<bool> requires_grad;
+    for (const auto& p : model->parameters()) requires_grad.push_back(p.requires_grad());
+    TraceOptions unfolded_options;
+    unfolded_options.fold_batchnorm = false;
+    const auto unfolded = trace_model(*model, unfolded_options);
+    const auto folded = trace_model(*model);
+    // Every batch norm after a convolution is gone; the BNNeck (after pooling) and IBN-a's
+    // (after a split) remain.
+    EXPECT_GT(count_nodes(unfolded, "aten::batch_norm"), count_nodes(folded, "aten::batch_norm") + 10) << name;
+    for (const auto* node : folded.graph->nodes())
+      if (node->kind() == torch::jit::aten::batch_norm)
+        EXPECT_NE(node->input(0)->node()->kind(), torch::jit::aten::_convolution) << name;
+    const auto images = crops(5, 128, 64);
+    torch::Tensor expected;
+    {
+      torch::NoGradGuard no_grad;
+      expected = model->forward(images).feature;
+    }
+    auto u = unfolded.module;
+    auto f = folded.module;
+    EXPECT_LT(relative_error(u.forward({images}).toTensor(), expected), 1e-6) << name;
+    EXPECT_LT(relative_error(f.forward({images}).toTensor(), expected), 1e-5) << name;
+    // The model itself is untouched (same tensors, same values, gradients still on).
+    for (const auto& [key, value] : models::state_dict(*model)) EXPECT_TRUE(value.equal(before.at(key))) << key;
+    std::size_t i = 0;
+    for (const auto& p : model->parameters()) EXPECT_EQ(p.requires_grad(), requires_grad[i++]);
+  }
+}
+
+TEST(Trace, RefusesAForwardPassThatFreezesTheBatchSize) {
+  // x.size(0) is a plain integer to the tracer: the view below would be recorded with the
+  // example's batch size.
+  ProbeNet frozen([](const torch::Tensor& x) { return x.reshape({x.size(0), -1, 1, 1}); });
+  try {
+    trace_model(*frozen, TraceOptions{});
+    FAIL() << "a batch-dependent trace was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("batch size"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Onnx, AnUnsupportedOpIsNamed) {
+  ProbeNet gelu([](const torch::Tensor& x) { return torch::gelu(x); });
+  const auto traced = trace_model(*gelu, TraceOptions{});
+  try {
+    to_onnx(traced);
+    FAIL() << "aten::gelu was exported";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("aten::gelu"), std::string::npos) << e.what();
+  }
+  // A model built from supported ops exports with no new code.
+  ProbeNet plain([](const torch::Tensor& x) { return torch::sigmoid(x) * x + x.clamp_min(0.5); });
+  EXPECT_GT(to_onnx(trace_model(*plain, TraceOptions{})).size(), 1000u);
+}
+
+TEST(Onnx, RefusesAHalfPrecisionOrNonCpuTrace) {
+  auto model = random_model("osnet_x0_25");
+  auto traced = trace_model(*model, TraceOptions{});
+  for (auto* n : traced.graph->nodes())
+    if (n->kind() == torch::jit::prim::Constant && n->output()->type()->kind() == c10::TypeKind::TensorType) {
+      n->t_(torch::jit::attr::value, n->t(torch::jit::attr::value).to(torch::kDouble));
+      break;
+    }
+  EXPECT_THROW(to_onnx(traced), Error);
+}
+
+TEST(TorchScript, LibTorchAndPythonLoadAndRunTheFile) {
+  auto model = random_model("osnet_ibn_x1_0", models::Neck::kBNNeck);
+  const auto traced = trace_model(*model);
+  TempDir dir;
+  const auto path = (dir / "model.pt").string();
+  save_torchscript(traced, path, {{"reid.mean", "0.485,0.456,0.406"}});
+  const auto images = crops(3);
+  torch::Tensor expected;
+  {
+    torch::NoGradGuard no_grad;
+    expected = model->forward(images).feature;
+  }
+  torch::jit::ExtraFilesMap extra{{"metadata/reid.mean", ""}};
+  auto loaded = torch::jit::load(path, torch::kCPU, extra);
+  EXPECT_EQ(extra["metadata/reid.mean"], "0.485,0.456,0.406");
+  torch::NoGradGuard no_grad;
+  EXPECT_LT(relative_error(loaded.forward({images}).toTensor(), expected), 1e-5);
+
+  if (std::string(REID_PYTHON).empty()) GTEST_SKIP() << "no Python with torch (Debian python3-torch) found at configure time";
+  write_raw((dir / "in.f32").string(), images);
+  test::write_file(dir / "run.py", "import sys, numpy as np, torch\n"
+                                   "m = torch.jit.load(sys.argv[1])\n"
+                                   "x = torch.from_numpy(np.fromfile(sys.argv[2], dtype=np.float32).reshape(3, 3, 256, 128))\n"
+                                   "with torch.no_grad(): y = m(x)\n"
+                                   "y.numpy().astype(np.float32).tofile(sys.argv[3])\n");
+  const auto result = test::run_command(std::string(REID_PYTHON) + " " + (dir / "run.py").string() + " " + path + " " +
+                                        (dir / "in.f32").string() + " " + (dir / "out.f32").string());
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_LT(relative_error(read_raw((dir / "out.f32").string(), {3, expected.size(1)}), expected), 1e-5);
+}
 
 }  // namespace
 }  // namespace reid::deploy

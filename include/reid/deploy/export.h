@@ -1,0 +1,38 @@
+#pragma once
+/// @file
+/// reid-export's library entry point: a trained model written as ONNX and / or TorchScript, with
+/// the preprocessing it expects recorded in the file's metadata.
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "reid/config/config.h"
+#include "reid/deploy/trace.h"
+#include "reid/engine/registries.h"
+
+namespace reid::deploy {
+
+/// Options of export_model().
+struct ExportOptions {
+  /// ONNX file to write ("" = none).
+  std::string onnx;
+  /// TorchScript file to write ("" = none).
+  std::string torchscript;
+  /// ONNX operator set (>= 13).
+  int64_t opset = 13;
+  /// Fold batch norms into convolutions (fewer nodes; features equal to ~1e-6).
+  bool fold_batchnorm = true;
+};
+
+/// What a user of an exported file must know to feed it (keys "reid.*"): model name, input
+/// size, channel order and layout, pixel scale, mean and std, resize method, feature width and
+/// whether the features are normalised.
+std::map<std::string, std::string> preprocessing_metadata(const Config& config, int64_t feature_dim);
+
+/// Loads `weights` into the configured model on the CPU (float32), traces it at the test size
+/// and writes the files `options` asks for. Returns the traced model.
+TracedModel export_model(const Config& config, const std::string& weights, const ExportOptions& options,
+                         const engine::Registries& registries = {});
+
+}  // namespace reid::deploy

@@ -1,0 +1,122 @@
+#include "reid/deploy/embedder.h"
+
+#include <filesystem>
+
+#include <ATen/Parallel.h>
+#include <opencv2/imgproc.hpp>
+#include <torch/torch.h>
+
+#include "reid/config/loader.h"
+#include "reid/core/error.h"
+#include "reid/engine/builders.h"
+#include "reid/engine/inference.h"
+
+namespace fs = std::filesystem;
+
+namespace reid::deploy {
+namespace {
+
+// An 8-bit BGR view of crop `index`, converting grey and BGRA crops.
+cv::Mat as_bgr(const cv::Mat& crop, std::size_t index) {
+  if (crop.empty()) throw Error("crop " + std::to_string(index) + " is empty");
+  if (crop.depth() != CV_8U)
+    throw Error("crop " + std::to_string(index) + " is not 8-bit (OpenCV depth " + std::to_string(crop.depth()) +
+                "); convert it with cv::Mat::convertTo first");
+  cv::Mat bgr;
+  switch (crop.channels()) {
+    case 3: return crop;
+    case 1: cv::cvtColor(crop, bgr, cv::COLOR_GRAY2BGR); return bgr;
+    case 4: cv::cvtColor(crop, bgr, cv::COLOR_BGRA2BGR); return bgr;
+    default:
+      throw Error("crop " + std::to_string(index) + " has " + std::to_string(crop.channels()) +
+                  " channels (expected BGR, grey or BGRA)");
+  }
+}
+
+// The configured model with `weights`, on the CPU in float32: it is traced there, then the
+// traced copy is moved and converted.
+models::ReidModel load_on_cpu(const Config& config, const std::string& weights, const engine::Registries& registries) {
+  Config cpu = config;
+  cpu.device = "cpu";
+  cpu.solver.channels_last = false;
+  cpu.solver.precision = "float32";
+  return engine::load_model_for_inference(cpu, weights, registries);
+}
+
+}  // namespace
+
+Embedder Embedder::from_run(const std::string& run_dir, const EmbedderOptions& options,
+                            const engine::Registries& registries) {
+  const fs::path dir(run_dir);
+  const fs::path config_path = dir / "config.yaml";
+  if (!fs::is_regular_file(config_path))
+    throw IOError(run_dir, "is not a training run's output folder (no config.yaml)");
+  std::string weights;
+  for (const char* name : {"model_best.pt", "model_final.pt"})
+    if (fs::is_regular_file(dir / name)) {
+      weights = (dir / name).string();
+      break;
+    }
+  if (weights.empty()) throw IOError(run_dir, "holds no trained weights (model_best.pt or model_final.pt)");
+  return Embedder(config::load_config(config_path.string()), weights, options, registries);
+}
+
+Embedder::Embedder(const Config& config, const std::string& weights, const EmbedderOptions& options,
+                   const engine::Registries& registries)
+    : Embedder(*load_on_cpu(config, weights, registries), engine::transform_options(config, /*train=*/false), options) {}
+
+Embedder::Embedder(models::ReidModelImpl& model, const data::TransformOptions& transform,
+                   const EmbedderOptions& options)
+    : options_(options), transform_(transform) {
+  if (options_.batch_size <= 0) throw Error("embedder batch size must be positive (got " +
+                                            std::to_string(options_.batch_size) + ")");
+  transform_.augments.clear();  // test time: resize + normalise only
+  TraceOptions trace;
+  trace.height = transform_.height;
+  trace.width = transform_.width;
+  trace.fold_batchnorm = options_.fold_batchnorm;
+  trace.device = options_.device;
+  trace.dtype = options_.dtype;
+  trace.channels_last = options_.channels_last;
+  traced_ = trace_model(model, trace);
+}
+
+torch::Tensor Embedder::preprocess(const std::vector<cv::Mat>& crops) const {
+  const int64_t n = static_cast<int64_t>(crops.size()), h = transform_.height, w = transform_.width;
+  auto batch = torch::empty({n, 3, h, w});
+  float* out = batch.data_ptr<float>();
+  std::vector<cv::Mat> bgr(crops.size());
+  for (std::size_t i = 0; i < crops.size(); ++i) bgr[i] = as_bgr(crops[i], i);  // errors before any work
+  at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      data::to_normalized_chw(data::resize_image(bgr[static_cast<std::size_t>(i)], static_cast<int>(h), static_cast<int>(w)),
+                              out + i * 3 * h * w, transform_.mean, transform_.std);
+  });
+  return batch;
+}
+
+torch::Tensor Embedder::embed(const std::vector<cv::Mat>& crops) const {
+  if (crops.empty()) return torch::empty({0, feature_dim()});
+  const auto images = preprocess(crops);
+  torch::NoGradGuard no_grad;
+  auto module = traced_.module;  // a handle: forward() is not const
+  std::vector<torch::Tensor> features;
+  for (int64_t start = 0; start < images.size(0); start += options_.batch_size) {
+    auto x = images.narrow(0, start, std::min(options_.batch_size, images.size(0) - start));
+    if (options_.flip) x = torch::cat({x, x.flip({3})});
+    x = x.to(options_.device, options_.dtype, /*non_blocking=*/false);
+    if (options_.channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+    auto f = module.forward({x}).toTensor().to(torch::kFloat);
+    if (options_.flip) {
+      const int64_t half = f.size(0) / 2;
+      f = (f.narrow(0, 0, half) + f.narrow(0, half, half)) / 2.0;
+    }
+    if (options_.normalize) f = f / f.norm(2, 1, /*keepdim=*/true).clamp_min(1e-12);
+    features.push_back(f.to(torch::kCPU));
+  }
+  return torch::cat(features);
+}
+
+torch::Tensor Embedder::embed(const cv::Mat& crop) const { return embed(std::vector<cv::Mat>{crop})[0]; }
+
+}  // namespace reid::deploy

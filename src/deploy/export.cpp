@@ -1,0 +1,77 @@
+#include "reid/deploy/export.h"
+
+#include <filesystem>
+#include <sstream>
+
+#include "reid/core/error.h"
+#include "reid/core/logging.h"
+#include "reid/core/version.h"
+#include "reid/deploy/onnx.h"
+#include "reid/engine/builders.h"
+#include "reid/engine/inference.h"
+
+namespace reid::deploy {
+namespace {
+
+template <class T>
+std::string joined(const T& values) {
+  std::ostringstream out;
+  out.precision(7);  // a float's digits: 0.485f is written 0.485
+  for (std::size_t i = 0; i < values.size(); ++i) out << (i ? "," : "") << values[i];
+  return out.str();
+}
+
+}  // namespace
+
+std::map<std::string, std::string> preprocessing_metadata(const Config& config, int64_t feature_dim) {
+  const auto transform = engine::transform_options(config, /*train=*/false);
+  return {
+      {"reid.model", config.model.name},
+      {"reid.libreid_version", version()},
+      {"reid.input", "images: float32 [N, 3, " + std::to_string(transform.height) + ", " +
+                         std::to_string(transform.width) + "], NCHW, RGB channel order"},
+      {"reid.height", std::to_string(transform.height)},
+      {"reid.width", std::to_string(transform.width)},
+      {"reid.resize", "bilinear (OpenCV INTER_LINEAR) to height x width, no aspect-ratio padding"},
+      {"reid.pixel_scale", "1/255"},
+      {"reid.mean", joined(transform.mean)},
+      {"reid.std", joined(transform.std)},
+      {"reid.normalization", "x = (pixel / 255 - mean[c]) / std[c], c in R, G, B"},
+      {"reid.output", "features: float32 [N, " + std::to_string(feature_dim) +
+                          "], not L2-normalised (normalise them for cosine similarity)"},
+      {"reid.feature_dim", std::to_string(feature_dim)},
+      {"reid.test_flip", config.test.flip ? "the evaluation averaged each image with its mirror image" : "no"},
+  };
+}
+
+TracedModel export_model(const Config& config, const std::string& weights, const ExportOptions& options,
+                         const engine::Registries& registries) {
+  if (options.onnx.empty() && options.torchscript.empty()) throw Error("nothing to export: give an ONNX or TorchScript path");
+  Config cpu = config;
+  cpu.device = "cpu";
+  cpu.solver.channels_last = false;
+  cpu.solver.precision = "float32";
+  auto model = engine::load_model_for_inference(cpu, weights, registries);
+  const auto transform = engine::transform_options(config, /*train=*/false);
+  TraceOptions trace;
+  trace.height = transform.height;
+  trace.width = transform.width;
+  trace.fold_batchnorm = options.fold_batchnorm;
+  auto traced = trace_model(*model, trace);
+  auto metadata = preprocessing_metadata(config, traced.feature_dim);
+  metadata["reid.weights"] = std::filesystem::path(weights).filename().string();
+  if (!options.onnx.empty()) {
+    OnnxOptions onnx;
+    onnx.opset = options.opset;
+    onnx.metadata = metadata;
+    export_onnx(traced, options.onnx, onnx);
+    logger().info("ONNX (opset {}) written to {}", options.opset, options.onnx);
+  }
+  if (!options.torchscript.empty()) {
+    save_torchscript(traced, options.torchscript, metadata);
+    logger().info("TorchScript written to {}", options.torchscript);
+  }
+  return traced;
+}
+
+}  // namespace reid::deploy

@@ -1,0 +1,173 @@
+// The embedding API: crops in memory -> L2-normalised features, equal to what evaluation
+// extracts; built from a run folder, a config + weights, or a model; reid-export.
+#include <gtest/gtest.h>
+
+#include <opencv2/imgproc.hpp>
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include "reid/config/loader.h"
+#include "reid/core/error.h"
+#include "reid/deploy/embedder.h"
+#include "reid/models/weights.h"
+#include "deploy/fixtures.h"
+#include "support.h"
+
+namespace reid::deploy {
+namespace {
+
+using namespace test_fixtures;
+
+// What evaluation computes for the same crops: the test transform, the eager model, the
+// optional flip average, then L2 normalisation.
+torch::Tensor reference(models::ReidModelImpl& model, const std::vector<cv::Mat>& images, int h, int w, bool flip) {
+  data::TransformOptions options;
+  options.height = h;
+  options.width = w;
+  const data::Transform transform(options);
+  std::vector<torch::Tensor> batch;
+  for (const auto& image : images) batch.push_back(transform(image, 0));
+  const auto x = torch::stack(batch);
+  torch::NoGradGuard no_grad;
+  auto f = model.forward(x).feature;
+  if (flip) f = (f + model.forward(x.flip({3})).feature) / 2.0;
+  return f / f.norm(2, 1, true);
+}
+
+TEST(Embedder, FeaturesEqualTheEvaluationPathForCropsOfAnySize) {
+  auto model = random_model("osnet_x0_25");
+  auto images = crop_images(5);
+  // Detector boxes come in all sizes.
+  cv::resize(images[1], images[1], cv::Size(37, 90));
+  cv::resize(images[2], images[2], cv::Size(200, 410));
+  const auto expected = reference(*model, images, 256, 128, false);
+  for (const bool fold : {false, true}) {
+    for (const bool channels_last : {false, true}) {
+      EmbedderOptions options;
+      options.fold_batchnorm = fold;
+      options.channels_last = channels_last;
+      options.batch_size = 2;  // 5 crops: three batches
+      const Embedder embedder(*model, data::TransformOptions(), options);
+      const auto features = embedder.embed(images);
+      ASSERT_EQ(features.sizes(), expected.sizes());
+      EXPECT_LT((features - expected).abs().max().item<double>(), 1e-5) << "fold " << fold << " cl " << channels_last;
+      EXPECT_NEAR(features[3].norm().item<double>(), 1.0, 1e-6);
+      EXPECT_TRUE(embedder.embed(images[4]).allclose(features[4], 1e-5, 1e-6));
+    }
+  }
+}
+
+TEST(Embedder, FlipAveragingAndUnnormalisedFeatures) {
+  auto model = random_model("resnet50", models::Neck::kBNNeck);
+  const auto images = crop_images(3);
+  EmbedderOptions options;
+  options.flip = true;
+  const Embedder flipped(*model, data::TransformOptions(), options);
+  EXPECT_LT((flipped.embed(images) - reference(*model, images, 256, 128, true)).abs().max().item<double>(), 1e-5);
+  options.flip = false;
+  options.normalize = false;
+  const Embedder raw(*model, data::TransformOptions(), options);
+  torch::NoGradGuard no_grad;
+  const auto eager = model->forward(raw.preprocess(images)).feature;
+  EXPECT_LT(relative_error(raw.embed(images), eager), 1e-5);
+}
+
+TEST(Embedder, GreyAndBgraCropsAreConvertedAndBadCropsNamed) {
+  auto model = random_model("osnet_x0_25");
+  const Embedder embedder(*model, data::TransformOptions());
+  const auto bgr = crop_images(1)[0];
+  cv::Mat grey, bgra, grey_bgr;
+  cv::cvtColor(bgr, grey, cv::COLOR_BGR2GRAY);
+  cv::cvtColor(grey, grey_bgr, cv::COLOR_GRAY2BGR);
+  cv::cvtColor(bgr, bgra, cv::COLOR_BGR2BGRA);
+  EXPECT_TRUE(embedder.embed(grey).allclose(embedder.embed(grey_bgr), 1e-5, 1e-6));
+  EXPECT_TRUE(embedder.embed(bgra).allclose(embedder.embed(bgr), 1e-5, 1e-6));
+  EXPECT_EQ(embedder.embed(std::vector<cv::Mat>{}).sizes(), (std::vector<int64_t>{0, 512}));
+  for (const cv::Mat& bad : {cv::Mat(), cv::Mat(cv::Mat::zeros(20, 10, CV_32FC3)), cv::Mat(cv::Mat::zeros(20, 10, CV_8UC2))}) {
+    try {
+      embedder.embed(std::vector<cv::Mat>{bgr, bad});
+      FAIL() << "a bad crop was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("crop 1"), std::string::npos) << e.what();
+    }
+  }
+  EmbedderOptions half;
+  half.dtype = torch::kHalf;
+  EXPECT_THROW(Embedder(*model, data::TransformOptions(), half), Error);  // half precision needs CUDA
+}
+
+constexpr const char* kRunConfig = R"(model: {name: osnet_x0_25}
+data: {sources: [synthetic], targets: [synthetic], height: 128, width: 64}
+)";
+
+TEST(Embedder, FromARunFolderOrAConfigAndWeights) {
+  test::TempDir dir;
+  auto model = random_model("osnet_x0_25");
+  const auto run = dir / "run";
+  test::write_file(run / "config.yaml", kRunConfig);
+  try {
+    Embedder::from_run(run.string());
+    FAIL() << "a run without weights was accepted";
+  } catch (const IOError& e) {
+    EXPECT_NE(std::string(e.what()).find(run.string()), std::string::npos) << e.what();
+  }
+  models::save_weights(*model, (run / "model_final.pt").string());
+  const auto images = crop_images(4);
+  const auto expected = reference(*model, images, 128, 64, false);
+  const auto from_run = Embedder::from_run(run.string());
+  EXPECT_EQ(from_run.transform().height, 128);
+  EXPECT_LT((from_run.embed(images) - expected).abs().max().item<double>(), 1e-5);
+  const Embedder from_config(config::load_config((run / "config.yaml").string()), (run / "model_final.pt").string());
+  EXPECT_LT((from_config.embed(images) - expected).abs().max().item<double>(), 1e-5);
+  EXPECT_THROW(Embedder::from_run((dir / "missing").string()), IOError);
+}
+
+TEST(Embedder, HalfPrecisionOnCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  auto model = random_model("osnet_x0_25");
+  const auto images = crop_images(4);
+  const auto expected = reference(*model, images, 256, 128, false);
+  for (const auto dtype : {torch::kFloat, torch::kHalf, torch::kBFloat16}) {
+    EmbedderOptions options;
+    options.device = torch::kCUDA;
+    options.dtype = dtype;
+    const Embedder embedder(*model, data::TransformOptions(), options);
+    const double tolerance = dtype == torch::kFloat ? 1e-4 : dtype == torch::kHalf ? 1e-2 : 5e-2;
+    EXPECT_LT((embedder.embed(images) - expected).abs().max().item<double>(), tolerance) << dtype;
+  }
+}
+
+TEST(ReidExport, WritesOnnxAndTorchScriptWithThePreprocessing) {
+  test::TempDir dir;
+  auto model = random_model("osnet_x0_25");
+  test::write_file(dir / "config.yaml", kRunConfig);
+  models::save_weights(*model, (dir / "w.pt").string());
+  const auto r = test::run_command(test::tool("reid-export") + " -c " + (dir / "config.yaml").string() + " -o " +
+                                   (dir / "out").string() + " --weights " + (dir / "w.pt").string() + " --onnx " +
+                                   (dir / "m.onnx").string() + " --torchscript " + (dir / "m.pt").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("[N, 3, 128, 64] -> features [N, 512]"), std::string::npos) << r.out;
+  const auto onnx = test::read_file(dir / "m.onnx");
+  EXPECT_NE(onnx.find("reid.mean"), std::string::npos);
+  EXPECT_NE(onnx.find("0.485,0.456,0.406"), std::string::npos);
+  torch::jit::ExtraFilesMap extra{{"metadata/reid.height", ""}};
+  auto loaded = torch::jit::load((dir / "m.pt").string(), torch::kCPU, extra);
+  EXPECT_EQ(extra["metadata/reid.height"], "128");
+  const auto images = crops(2, 128, 64);
+  torch::NoGradGuard no_grad;
+  EXPECT_LT(relative_error(loaded.forward({images}).toTensor(), model->forward(images).feature), 1e-5);
+  // Usage errors: nothing to write; weights that do not fit the model.
+  const auto nothing = test::run_command(test::tool("reid-export") + " -c " + (dir / "config.yaml").string() +
+                                         " --weights " + (dir / "w.pt").string());
+  EXPECT_EQ(nothing.exit_code, 2) << nothing.err;
+  models::save_weights(*random_model("osnet_x0_5"), (dir / "other.pt").string());
+  const auto mismatch = test::run_command(test::tool("reid-export") + " -c " + (dir / "config.yaml").string() + " -o " +
+                                          (dir / "out").string() + " --weights " + (dir / "other.pt").string() +
+                                          " --onnx " + (dir / "x.onnx").string());
+  EXPECT_EQ(mismatch.exit_code, 1);
+  EXPECT_NE(mismatch.err.find("other.pt"), std::string::npos) << mismatch.err;
+  EXPECT_FALSE(test::fs::exists(dir / "x.onnx"));
+}
+
+}  // namespace
+}  // namespace reid::deploy
