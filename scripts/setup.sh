@@ -17,11 +17,19 @@ PACKAGES=(
   # libraries
   libtorch-dev libgloo-dev libopenblas0-openmp libopencv-dev libyaml-cpp-dev libspdlog-dev libcli11-dev
   libgtest-dev libmatio-dev
+  # reid-export's parity tests: OpenCV's DNN module runs the ONNX files
+  libopencv-dnn-dev
   # the standing checks (scripts/sanitize.sh): clang, its sanitizer runtimes and libFuzzer
   clang libclang-rt-14-dev libfuzzer-14-dev
   # Python side: weight-interop tests and the side-by-side baselines in bench/
   python3 python3-numpy python3-torch python3-torchvision python3-pil
 )
+
+# Node.js runs onnxruntime's CPU build (npm onnxruntime-node) for the ONNX parity tests; a
+# Node.js that did not come from Debian (e.g. NodeSource's) is used as it is.
+if ! command -v npm >/dev/null 2>&1; then
+  PACKAGES+=(nodejs npm)
+fi
 
 if [ -z "${REID_SETUP_NO_INSTALL:-}" ]; then
   missing=()
@@ -67,3 +75,20 @@ if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
   cmake -S . -B "$BUILD_DIR" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release
 fi
 cmake --build "$BUILD_DIR" --parallel "$(nproc)"
+
+# onnxruntime's CPU build for the ONNX parity tests and bench/run_embed_bench.sh: the npm package
+# onnxruntime-node holds libonnxruntime.so.1. --ignore-scripts: its install script only fetches
+# GPU extras from a host these machines cannot reach. Without it the parity tests skip, saying so.
+ORT_VERSION=1.30.0
+ORT_DIR="$BUILD_DIR/onnxruntime"
+if command -v npm >/dev/null 2>&1; then
+  installed=$(node -p "require(require('path').resolve('$ORT_DIR/node_modules/onnxruntime-node/package.json')).version" 2>/dev/null || true)
+  if [ "$installed" != "$ORT_VERSION" ]; then
+    echo "setup: installing onnxruntime-node $ORT_VERSION into $ORT_DIR"
+    npm install --prefix "$ORT_DIR" --no-audit --no-fund --no-save --ignore-scripts \
+      "onnxruntime-node@$ORT_VERSION" >/dev/null \
+      || echo "warning: npm could not install onnxruntime-node; the ONNX runtime parity tests will skip" >&2
+  fi
+else
+  echo "warning: no npm; the ONNX runtime parity tests will skip" >&2
+fi

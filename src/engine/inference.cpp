@@ -23,15 +23,15 @@ double now() { return std::chrono::duration<double>(std::chrono::steady_clock::n
 }  // namespace
 
 eval::FeatureSet extract_features(models::ReidModelImpl& model, const data::RecordList& records,
-                                  const data::Transform& transform, const eval::ExtractOptions& options,
+                                  const data::Transform& transform, const deploy::ExtractOptions& options,
                                   Distributed& dist) {
-  if (!dist.is_distributed()) return eval::extract_features(model, records, transform, options);
+  if (!dist.is_distributed()) return deploy::extract_features(model, records, transform, options);
   // Contiguous shards, so that concatenating them in rank order restores the record order.
   const int64_t n = static_cast<int64_t>(records->size()), world = dist.world_size(), rank = dist.rank();
   const int64_t begin = n * rank / world, end = n * (rank + 1) / world;
   const auto shard = data::make_record_list(
       std::vector<data::ImageRecord>(records->begin() + begin, records->begin() + end));
-  auto part = eval::extract_features(model, shard, transform, options);
+  auto part = deploy::extract_features(model, shard, transform, options);
   eval::FeatureSet set;
   set.features = dist.gather_rows(part.features.to(dist.device())).to(torch::kCPU);
   std::vector<int64_t> pids, camids;
@@ -144,7 +144,7 @@ eval::FeatureSet extract(const Config& config, const std::string& weights, const
                          const std::string& output_dir, const std::string& name, const Registries& registries) {
   auto model = load_model_for_inference(config, weights, registries);
   const auto options = evaluation_options(config, parse_device(config.device));
-  const auto set = eval::extract_features(*model, records, data::Transform(options.transform), options.extract);
+  const auto set = deploy::extract_features(*model, records, data::Transform(options.transform), options.extract);
   eval::save_feature_set(set, output_dir, name);
   return set;
 }

@@ -13,6 +13,7 @@
 #include "reid/data/transforms.h"
 #include "reid/engine/registries.h"
 #include "reid/engine/distributed.h"
+#include "reid/deploy/extract.h"
 #include "reid/eval/evaluator.h"
 #include "reid/models/model.h"
 
@@ -23,7 +24,7 @@ struct EvaluationOptions {
   /// Test transform (resize + normalise).
   data::TransformOptions transform;
   /// Batch size, loader threads, flip TTA, device, channels-last.
-  eval::ExtractOptions extract;
+  deploy::ExtractOptions extract;
   /// Distance, normalisation, query expansion, re-ranking, CMC length, ROC.
   eval::RetrievalOptions retrieval;
   /// Datasets scored with the single-gallery-shot protocol (CUHK03 classic split).
@@ -39,7 +40,7 @@ struct EvaluationOptions {
 /// Test features of `records`, extracted in contiguous shards by the ranks of `dist` and
 /// gathered (every rank gets the whole set). One process extracts everything.
 eval::FeatureSet extract_features(models::ReidModelImpl& model, const data::RecordList& records,
-                                  const data::Transform& transform, const eval::ExtractOptions& options,
+                                  const data::Transform& transform, const deploy::ExtractOptions& options,
                                   Distributed& dist);
 
 /// Evaluates `model` on every target's query vs gallery. Features are extracted by all ranks of

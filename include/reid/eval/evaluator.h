@@ -1,20 +1,16 @@
 #pragma once
 /// @file
-/// From a model and images to metrics: feature extraction (the only part that touches the
-/// model), feature sets on disk (.npy, the format Python users export), and retrieval
-/// evaluation with the optional normalisation, query expansion and re-ranking.
+/// From features to metrics: feature sets on disk (.npy, the format Python users export) and
+/// retrieval evaluation with the optional normalisation, query expansion and re-ranking. Pure
+/// functions over tensors: running a model to get the features is deploy/extract.h.
 
 #include <string>
 #include <vector>
 
 #include <torch/types.h>
 
-#include "reid/data/image_io.h"
-#include "reid/data/records.h"
-#include "reid/data/transforms.h"
 #include "reid/eval/metrics.h"
 #include "reid/eval/rerank.h"
-#include "reid/models/model.h"
 
 namespace reid::eval {
 
@@ -38,26 +34,6 @@ FeatureSet load_feature_set(const std::string& features, const std::string& pids
 
 /// Writes <dir>/<prefix>_features.npy, _pids.npy, _camids.npy and _paths.npy.
 void save_feature_set(const FeatureSet& set, const std::string& dir, const std::string& prefix);
-
-/// Options of extract_features().
-struct ExtractOptions {
-  int64_t batch_size = 128;
-  int workers = 2;
-  /// Average the features of each image and its mirror image.
-  bool flip = false;
-  torch::Device device = torch::kCPU;
-  /// Feed images in channels-last layout (matching a channels-last model avoids layout changes).
-  bool channels_last = false;
-  /// Floating-point type of the model's parameters (images are converted to it).
-  torch::ScalarType dtype = torch::kFloat;
-  /// Largest image decoded (width x height).
-  int64_t max_image_pixels = data::kDefaultMaxImagePixels;
-};
-
-/// Test features of `records`: the model runs in eval mode without gradients; images go through
-/// `transform` (resize + normalise); batches are loaded by the threaded loader.
-FeatureSet extract_features(models::ReidModelImpl& model, const data::RecordList& records,
-                            const data::Transform& transform, const ExtractOptions& options = {});
 
 /// Options of evaluate_retrieval().
 struct RetrievalOptions {

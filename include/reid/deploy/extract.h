@@ -1,0 +1,37 @@
+#pragma once
+/// @file
+/// Test features of a list of image records: the evaluation's and reid-extract's path (files on
+/// disk through the threaded loader, the eager model). Crops already in memory go through
+/// deploy/embedder.h instead.
+
+#include <torch/types.h>
+
+#include "reid/data/image_io.h"
+#include "reid/data/records.h"
+#include "reid/data/transforms.h"
+#include "reid/eval/evaluator.h"
+#include "reid/models/model.h"
+
+namespace reid::deploy {
+
+/// Options of extract_features().
+struct ExtractOptions {
+  int64_t batch_size = 128;
+  int workers = 2;
+  /// Average the features of each image and its mirror image.
+  bool flip = false;
+  torch::Device device = torch::kCPU;
+  /// Feed images in channels-last layout (matching a channels-last model avoids layout changes).
+  bool channels_last = false;
+  /// Floating-point type of the model's parameters (images are converted to it).
+  torch::ScalarType dtype = torch::kFloat;
+  /// Largest image decoded (width x height).
+  int64_t max_image_pixels = data::kDefaultMaxImagePixels;
+};
+
+/// Test features of `records`: the model runs in eval mode without gradients; images go through
+/// `transform` (resize + normalise); batches are loaded by the threaded loader.
+eval::FeatureSet extract_features(models::ReidModelImpl& model, const data::RecordList& records,
+                            const data::Transform& transform, const ExtractOptions& options = {});
+
+}  // namespace reid::deploy
