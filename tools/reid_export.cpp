@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
     app.add_option("--weights", weights, "Trained weights (a state dict from reid-train or Python)")->required();
     app.add_option("--onnx", exported.onnx, "ONNX file to write");
     app.add_option("--torchscript", exported.torchscript, "TorchScript file to write");
-    app.add_option("--opset", exported.opset, "ONNX operator set (>= 13; default 13)");
+    app.add_option("--opset", exported.opset, "ONNX operator set, 13 to 17 (default 13)");
     app.add_flag("--keep-batchnorm", keep_batchnorm, "Do not fold batch norms into the convolutions");
     if (const int code = reid::tools::parse_command_line(app, argc, argv); code >= 0) return code;
     if (exported.onnx.empty() && exported.torchscript.empty())

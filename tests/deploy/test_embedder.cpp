@@ -57,6 +57,19 @@ TEST(Embedder, FeaturesEqualTheEvaluationPathForCropsOfAnySize) {
   }
 }
 
+TEST(Embedder, ChoosesSmallerPassesForWiderNetworks) {
+  const Embedder narrow(*random_model("osnet_x0_25"), data::TransformOptions());
+  const Embedder wide(*random_model("osnet_x1_0"), data::TransformOptions());
+  // Largest activation per image: 16 x 128 x 64 and 64 x 128 x 64 floats (0.5 and 2 MiB).
+  EXPECT_EQ(narrow.batch_size(), 8);
+  EXPECT_EQ(wide.batch_size(), 4);
+  EmbedderOptions options;
+  options.batch_size = 5;
+  EXPECT_EQ(Embedder(*random_model("osnet_x0_25"), data::TransformOptions(), options).batch_size(), 5);
+  options.batch_size = -1;
+  EXPECT_THROW(Embedder(*random_model("osnet_x0_25"), data::TransformOptions(), options), Error);
+}
+
 TEST(Embedder, FlipAveragingAndUnnormalisedFeatures) {
   auto model = random_model("resnet50", models::Neck::kBNNeck);
   const auto images = crop_images(3);

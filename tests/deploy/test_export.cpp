@@ -192,6 +192,12 @@ TEST(Onnx, RefusesAHalfPrecisionOrNonCpuTrace) {
       break;
     }
   EXPECT_THROW(to_onnx(traced), Error);
+  auto plain = trace_model(*model, TraceOptions{});
+  OnnxOptions options;
+  options.opset = 18;  // the Reduce ops' axes became inputs there
+  EXPECT_THROW(to_onnx(plain, options), Error);
+  options.opset = 17;
+  EXPECT_NO_THROW(to_onnx(plain, options));
 }
 
 TEST(TorchScript, LibTorchAndPythonLoadAndRunTheFile) {

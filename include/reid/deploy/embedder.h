@@ -29,8 +29,11 @@ struct EmbedderOptions {
   torch::Device device = torch::kCPU;
   /// float32, or float16 / bfloat16 on CUDA (features are returned as float32 either way).
   torch::ScalarType dtype = torch::kFloat;
-  /// Crops per forward pass (larger lists are split).
-  int64_t batch_size = 32;
+  /// Crops per forward pass (larger lists are split). 0: chosen from the model's activation
+  /// sizes: on the CPU at most 8, fewer for wide networks (large passes spill out of the caches:
+  /// on 2 cores OSNet x1.0 embeds 5x more crops per second in passes of 4 than of 32); up to
+  /// 128 on CUDA.
+  int64_t batch_size = 0;
   /// Average each crop's feature with its mirror image's (as reid-test's test.flip).
   bool flip = false;
   /// L2-normalise the features (cosine similarity is then a dot product).
@@ -75,6 +78,8 @@ class Embedder {
   /// The test transform (input size, mean, std).
   const data::TransformOptions& transform() const { return transform_; }
   const EmbedderOptions& options() const { return options_; }
+  /// Crops per forward pass (options().batch_size, or the size chosen for 0).
+  int64_t batch_size() const { return batch_size_; }
   /// The traced module that runs (e.g. to save it with save_torchscript()).
   const TracedModel& traced() const { return traced_; }
 
@@ -82,6 +87,7 @@ class Embedder {
   EmbedderOptions options_;
   data::TransformOptions transform_;
   TracedModel traced_;
+  int64_t batch_size_ = 1;
 };
 
 }  // namespace reid::deploy

@@ -19,7 +19,7 @@ struct ExportOptions {
   std::string onnx;
   /// TorchScript file to write ("" = none).
   std::string torchscript;
-  /// ONNX operator set (>= 13).
+  /// ONNX operator set (13 to 17).
   int64_t opset = 13;
   /// Fold batch norms into convolutions (fewer nodes; features equal to ~1e-6).
   bool fold_batchnorm = true;

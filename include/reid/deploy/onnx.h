@@ -17,8 +17,8 @@ namespace reid::deploy {
 
 /// Options of export_onnx().
 struct OnnxOptions {
-  /// Operator set (13 is the lowest this exporter writes; ReduceMean still takes its axes as an
-  /// attribute there).
+  /// Operator set, 13 to 17 (the nodes written mean the same in all of them; 18 moves the
+  /// Reduce ops' axes to inputs).
   int64_t opset = 13;
   std::string input_name = "images";
   std::string output_name = "features";
