@@ -95,6 +95,32 @@ TEST_P(OnnxParity, OnnxruntimeAndOpenCvMatchTheModelOnTestCrops) {
 #endif
 }
 
+// Every registered network with every pooling and neck exports and runs in onnxruntime (at
+// 128x64 to keep it quick): nothing in the exporter is written per architecture.
+TEST(OnnxRegistry, EveryRegisteredModelAndHeadRunsInOnnxruntime) {
+  if (ort_modules().empty()) GTEST_SKIP() << "onnxruntime-node is not installed (scripts/setup.sh installs it)";
+  const auto images = crops(2, 128, 64);
+  TempDir dir;
+  for (const auto& name : models::builtin_models().names()) {
+    for (const auto pooling : {models::Pooling::kAvg, models::Pooling::kMax, models::Pooling::kGeM}) {
+      const auto neck = pooling == models::Pooling::kAvg ? models::Neck::kNone : models::Neck::kBNNeck;
+      auto model = random_model(name, neck, pooling);
+      TraceOptions options;
+      options.height = 128;
+      options.width = 64;
+      const auto path = (dir / (name + ".onnx")).string();
+      export_onnx(trace_model(*model, options), path);
+      torch::Tensor expected;
+      {
+        torch::NoGradGuard no_grad;
+        expected = model->forward(images).feature;
+      }
+      const auto ort = run_onnxruntime(dir, path, images, model->feature_dim());
+      EXPECT_LT(relative_error(ort, expected), 1e-4) << name << " pooling " << static_cast<int>(pooling);
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Models, OnnxParity,
                          ::testing::Values(Case{"osnet_x0_25", models::Neck::kNone, models::Pooling::kAvg},
                                            Case{"osnet_ibn_x1_0", models::Neck::kNone, models::Pooling::kAvg},
