@@ -54,6 +54,8 @@ struct Case {
   models::Pooling pooling;
 };
 
+void PrintTo(const Case& c, std::ostream* os) { *os << c.model; }
+
 class OnnxParity : public ::testing::TestWithParam<Case> {};
 
 TEST_P(OnnxParity, OnnxruntimeAndOpenCvMatchTheModelOnTestCrops) {
