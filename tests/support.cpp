@@ -6,6 +6,8 @@
 
 #include <opencv2/imgcodecs.hpp>
 
+#include "reid/data/synthetic.h"
+
 #include <atomic>
 #include <fstream>
 #include <random>
@@ -111,6 +113,14 @@ std::string tool(const std::string& name) { return std::string(REID_BINARY_DIR) 
 std::string data_root() {
   const char* root = std::getenv("REID_DATA_ROOT");
   return root ? std::string(root) : std::string();
+}
+
+data::RecordList synthetic_records(int64_t first_pid, int64_t ids, int64_t cams) {
+  std::vector<data::ImageRecord> records;
+  for (int64_t pid = first_pid; pid < first_pid + ids; ++pid)
+    for (int64_t cam = 0; cam < cams; ++cam)
+      records.push_back({data::synthetic_path({0, 64, 32, pid, cam, 0}), pid, cam});
+  return data::make_record_list(records);
 }
 
 }  // namespace reid::test

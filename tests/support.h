@@ -12,6 +12,8 @@
 
 #include <torch/torch.h>
 
+#include "reid/data/records.h"
+
 namespace reid::test {
 
 namespace fs = std::filesystem;
@@ -68,6 +70,10 @@ void write_image(const fs::path& path, int height = 16, int width = 8, unsigned 
 
 /// The real-data root from REID_DATA_ROOT, or "" when unset.
 std::string data_root();
+
+/// Records of synthetic images: identities first_pid .. first_pid + ids - 1, each seen once by
+/// cameras 0 .. cams - 1 (64 x 32 pixels), in that order.
+data::RecordList synthetic_records(int64_t first_pid, int64_t ids, int64_t cams);
 
 }  // namespace reid::test
 

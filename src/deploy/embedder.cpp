@@ -8,8 +8,8 @@
 
 #include "reid/config/loader.h"
 #include "reid/core/error.h"
+#include "reid/deploy/export.h"
 #include "reid/engine/builders.h"
-#include "reid/engine/inference.h"
 
 namespace fs = std::filesystem;
 
@@ -53,14 +53,10 @@ int64_t automatic_batch_size(const TracedModel& traced, const EmbedderOptions& o
   return std::clamp<int64_t>(static_cast<int64_t>(8.0 * 1024 * 1024 / bytes), 1, 8);
 }
 
-// The configured model with `weights`, on the CPU in float32: it is traced there, then the
-// traced copy is moved and converted.
-models::ReidModel load_on_cpu(const Config& config, const std::string& weights, const engine::Registries& registries) {
-  Config cpu = config;
-  cpu.device = "cpu";
-  cpu.solver.channels_last = false;
-  cpu.solver.precision = "float32";
-  return engine::load_model_for_inference(cpu, weights, registries);
+// The test-time form of a transform: resize + normalise, no augmentation.
+data::Transform test_time(data::TransformOptions options) {
+  options.augments.clear();
+  return data::Transform(std::move(options));
 }
 
 }  // namespace
@@ -83,17 +79,16 @@ Embedder Embedder::from_run(const std::string& run_dir, const EmbedderOptions& o
 
 Embedder::Embedder(const Config& config, const std::string& weights, const EmbedderOptions& options,
                    const engine::Registries& registries)
-    : Embedder(*load_on_cpu(config, weights, registries), engine::transform_options(config, /*train=*/false), options) {}
+    : Embedder(*load_for_tracing(config, weights, registries), engine::transform_options(config, /*train=*/false), options) {}
 
 Embedder::Embedder(models::ReidModelImpl& model, const data::TransformOptions& transform,
                    const EmbedderOptions& options)
-    : options_(options), transform_(transform) {
+    : options_(options), transform_(test_time(transform)) {
   if (options_.batch_size < 0) throw Error("embedder batch size must be positive, or 0 to choose (got " +
                                            std::to_string(options_.batch_size) + ")");
-  transform_.augments.clear();  // test time: resize + normalise only
   TraceOptions trace;
-  trace.height = transform_.height;
-  trace.width = transform_.width;
+  trace.height = transform_.options().height;
+  trace.width = transform_.options().width;
   trace.fold_batchnorm = options_.fold_batchnorm;
   trace.device = options_.device;
   trace.dtype = options_.dtype;
@@ -103,15 +98,15 @@ Embedder::Embedder(models::ReidModelImpl& model, const data::TransformOptions& t
 }
 
 torch::Tensor Embedder::preprocess(const std::vector<cv::Mat>& crops) const {
-  const int64_t n = static_cast<int64_t>(crops.size()), h = transform_.height, w = transform_.width;
-  auto batch = torch::empty({n, 3, h, w});
+  const auto& o = transform_.options();
+  const int64_t n = static_cast<int64_t>(crops.size()), plane = 3 * static_cast<int64_t>(o.height) * o.width;
+  auto batch = torch::empty({n, 3, o.height, o.width});
   float* out = batch.data_ptr<float>();
   std::vector<cv::Mat> bgr(crops.size());
   for (std::size_t i = 0; i < crops.size(); ++i) bgr[i] = as_bgr(crops[i], i);  // errors before any work
   at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i)
-      data::to_normalized_chw(data::resize_image(bgr[static_cast<std::size_t>(i)], static_cast<int>(h), static_cast<int>(w)),
-                              out + i * 3 * h * w, transform_.mean, transform_.std);
+    data::Rng rng(0);  // unused: a test-time transform draws nothing
+    for (int64_t i = begin; i < end; ++i) transform_.apply(bgr[static_cast<std::size_t>(i)], out + i * plane, rng);
   });
   return batch;
 }

@@ -23,6 +23,15 @@ std::string joined(const T& values) {
 
 }  // namespace
 
+models::ReidModel load_for_tracing(const Config& config, const std::string& weights,
+                                   const engine::Registries& registries) {
+  Config cpu = config;
+  cpu.device = "cpu";
+  cpu.solver.channels_last = false;
+  cpu.solver.precision = "float32";
+  return engine::load_model_for_inference(cpu, weights, registries);
+}
+
 std::map<std::string, std::string> preprocessing_metadata(const Config& config, int64_t feature_dim) {
   const auto transform = engine::transform_options(config, /*train=*/false);
   return {
@@ -47,11 +56,7 @@ std::map<std::string, std::string> preprocessing_metadata(const Config& config, 
 TracedModel export_model(const Config& config, const std::string& weights, const ExportOptions& options,
                          const engine::Registries& registries) {
   if (options.onnx.empty() && options.torchscript.empty()) throw Error("nothing to export: give an ONNX or TorchScript path");
-  Config cpu = config;
-  cpu.device = "cpu";
-  cpu.solver.channels_last = false;
-  cpu.solver.precision = "float32";
-  auto model = engine::load_model_for_inference(cpu, weights, registries);
+  auto model = load_for_tracing(config, weights, registries);
   const auto transform = engine::transform_options(config, /*train=*/false);
   TraceOptions trace;
   trace.height = transform.height;

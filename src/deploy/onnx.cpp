@@ -60,6 +60,13 @@ std::string op_name(const Node* n) {
   return kind;
 }
 
+// Nodes that write no ONNX node of their own: constants (initializers where used), lists (read
+// by cat) and unpacks (their outputs are written by the split before them).
+bool structural(const Node* n) {
+  return n->kind() == torch::jit::prim::Constant || n->kind() == torch::jit::prim::ListConstruct ||
+         n->kind() == torch::jit::prim::ListUnpack;
+}
+
 class Exporter;
 using Handler = std::function<void(Exporter&, const Node*)>;
 const std::map<std::string, Handler>& handlers();
@@ -75,12 +82,8 @@ class Exporter {
     names_[graph.inputs()[0]] = options_.input_name;
     // Every op is checked before anything is written, so that all missing ones are named at once.
     std::map<std::string, int> unsupported;
-    for (const auto* n : graph.nodes()) {
-      const auto kind = op_name(n);
-      if (n->kind() != torch::jit::prim::Constant && n->kind() != torch::jit::prim::ListConstruct &&
-          n->kind() != torch::jit::prim::ListUnpack && !handlers().count(kind))
-        ++unsupported[kind];
-    }
+    for (const auto* n : graph.nodes())
+      if (!structural(n) && !handlers().count(op_name(n))) ++unsupported[op_name(n)];
     if (!unsupported.empty()) {
       std::string list;
       for (const auto& [kind, count] : unsupported)
@@ -89,12 +92,10 @@ class Exporter {
                   "; add them to the table in src/deploy/onnx.cpp (supported: " + supported_list() + ")");
     }
     for (const auto* n : graph.nodes()) {
-      if (n->kind() == torch::jit::prim::Constant || n->kind() == torch::jit::prim::ListConstruct) continue;
-      if (n->kind() == torch::jit::prim::ListUnpack) {
-        if (!handled_.count(n)) fail(n, "a list unpack of something other than a split");
-        continue;
-      }
-      handlers().at(op_name(n))(*this, n);
+      if (!structural(n))
+        handlers().at(op_name(n))(*this, n);
+      else if (n->kind() == torch::jit::prim::ListUnpack && !handled_.count(n))
+        fail(n, "a list unpack of something other than a split");
     }
     const Value* output = graph.outputs()[0];
     const std::string result = tensor(output);

@@ -109,8 +109,7 @@ TracedModel trace_model(models::ReidModelImpl& model, const TraceOptions& option
   }
 
   // The graph must not have frozen the example's batch size: compare it with the eager model on
-  // another batch size (float32, before any conversion).
-  copy_constants(*graph, model_device, model_dtype, /*channels_last=*/false);
+  // another batch size (in the model's own type, before the constants are copied and converted).
   {
     auto check_module = make_module(graph);
     const auto x = torch::rand({3, 3, options.height, options.width}, example.options());

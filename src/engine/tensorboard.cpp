@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "reid/core/error.h"
+#include "reid/utils/protobuf.h"
 
 
 namespace reid::engine {
@@ -20,34 +21,13 @@ double wall_time() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// The protobuf wire format of TensorBoard's Event message, written by hand: the subset scalar
+// The protobuf wire format of TensorBoard's Event message (utils::ProtoWriter): the subset scalar
 // logging needs (tensorflow/core/util/event.proto, framework/summary.proto field numbers):
 // Event{1: double wall_time, 2: int64 step, 3: string file_version, 5: Summary summary},
 // Summary{1: repeated Value value}, Value{1: string tag, 2: float simple_value}.
-void varint(std::string& out, uint64_t v) {
-  while (v >= 0x80) {
-    out += static_cast<char>((v & 0x7F) | 0x80);
-    v >>= 7;
-  }
-  out += static_cast<char>(v);
-}
-
-void fixed(std::string& out, const void* value, int bytes) {
-  out.append(static_cast<const char*>(value), static_cast<std::size_t>(bytes));  // little-endian hosts
-}
-
-void length_delimited(std::string& out, int field, const std::string& payload) {
-  varint(out, (static_cast<uint64_t>(field) << 3) | 2);
-  varint(out, payload.size());
-  out += payload;
-}
-
-std::string event(double time, int64_t step) {
-  std::string e;
-  varint(e, (1 << 3) | 1);
-  fixed(e, &time, 8);
-  varint(e, (2 << 3) | 0);
-  varint(e, static_cast<uint64_t>(step));
+utils::ProtoWriter event(double time, int64_t step) {
+  utils::ProtoWriter e;
+  e.fixed64(1, time).varint(2, static_cast<uint64_t>(step));
   return e;
 }
 
@@ -125,23 +105,16 @@ EventWriter::EventWriter(const std::string& dir) {
               .string();
   out_.open(path_, std::ios::binary | std::ios::app);
   if (!out_) throw IOError(path_, "cannot create the TensorBoard event file");
-  std::string e = event(wall_time(), 0);
-  length_delimited(e, 3, "brain.Event:2");
-  write_record(e);
+  write_record(event(wall_time(), 0).bytes(3, "brain.Event:2").str());
   flush();
 }
 
 void EventWriter::add_scalar(const std::string& tag, double value, int64_t step) {
-  std::string v;
-  length_delimited(v, 1, tag);
-  varint(v, (2 << 3) | 5);
-  const float f = static_cast<float>(value);
-  fixed(v, &f, 4);
-  std::string summary;
-  length_delimited(summary, 1, v);
-  std::string e = event(wall_time(), step);
-  length_delimited(e, 5, summary);
-  write_record(e);
+  utils::ProtoWriter v;
+  v.bytes(1, tag).fixed32(2, static_cast<float>(value));
+  utils::ProtoWriter summary;
+  summary.message(1, v);
+  write_record(event(wall_time(), step).message(5, summary).str());
 }
 
 void EventWriter::write_record(const std::string& data) {

@@ -55,9 +55,8 @@ inline std::vector<cv::Mat> crop_images(int64_t n) {
   return images;
 }
 
-// The same crops resized and normalised as at test time, [n, 3, height, width].
-inline torch::Tensor crops(int64_t n, int height = 256, int width = 128) {
-  const auto images = crop_images(n);
+// `images` resized and normalised as at test time, [n, 3, height, width].
+inline torch::Tensor test_batch(const std::vector<cv::Mat>& images, int height = 256, int width = 128) {
   data::TransformOptions options;
   options.height = height;
   options.width = width;
@@ -65,6 +64,11 @@ inline torch::Tensor crops(int64_t n, int height = 256, int width = 128) {
   std::vector<torch::Tensor> batch;
   for (const auto& image : images) batch.push_back(transform(image, 0));
   return torch::stack(batch);
+}
+
+// n crops (crop_images) resized and normalised as at test time.
+inline torch::Tensor crops(int64_t n, int height = 256, int width = 128) {
+  return test_batch(crop_images(n), height, width);
 }
 
 inline double relative_error(const torch::Tensor& got, const torch::Tensor& expected) {

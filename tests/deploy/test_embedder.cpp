@@ -21,13 +21,7 @@ using namespace test_fixtures;
 // What evaluation computes for the same crops: the test transform, the eager model, the
 // optional flip average, then L2 normalisation.
 torch::Tensor reference(models::ReidModelImpl& model, const std::vector<cv::Mat>& images, int h, int w, bool flip) {
-  data::TransformOptions options;
-  options.height = h;
-  options.width = w;
-  const data::Transform transform(options);
-  std::vector<torch::Tensor> batch;
-  for (const auto& image : images) batch.push_back(transform(image, 0));
-  const auto x = torch::stack(batch);
+  const auto x = test_batch(images, h, w);
   torch::NoGradGuard no_grad;
   auto f = model.forward(x).feature;
   if (flip) f = (f + model.forward(x.flip({3})).feature) / 2.0;

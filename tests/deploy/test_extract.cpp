@@ -6,22 +6,16 @@
 #include "reid/data/image_io.h"
 #include "reid/data/synthetic.h"
 #include "reid/deploy/extract.h"
+#include "support.h"
 
 namespace reid::deploy {
 namespace {
 
-data::RecordList synthetic_records(int64_t first_pid, int64_t ids, int64_t cams) {
-  std::vector<data::ImageRecord> records;
-  for (int64_t pid = first_pid; pid < first_pid + ids; ++pid)
-    for (int64_t cam = 0; cam < cams; ++cam)
-      records.push_back({data::synthetic_path({0, 64, 32, pid, cam, 0}), pid, cam});
-  return data::make_record_list(records);
-}
 
 TEST(Extract, ExtractsFeaturesInRecordOrderWithFlipAveraging) {
   torch::manual_seed(0);
   auto model = models::builtin_models().create("osnet_x0_25", models::ModelOptions());
-  const auto records = synthetic_records(0, 5, 2);
+  const auto records = test::synthetic_records(0, 5, 2);
   data::TransformOptions t;
   t.height = 64;
   t.width = 32;

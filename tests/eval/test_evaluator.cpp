@@ -12,13 +12,6 @@
 namespace reid::eval {
 namespace {
 
-data::RecordList synthetic_records(int64_t first_pid, int64_t ids, int64_t cams) {
-  std::vector<data::ImageRecord> records;
-  for (int64_t pid = first_pid; pid < first_pid + ids; ++pid)
-    for (int64_t cam = 0; cam < cams; ++cam)
-      records.push_back({data::synthetic_path({0, 64, 32, pid, cam, 0}), pid, cam});
-  return data::make_record_list(records);
-}
 
 TEST(Evaluator, FeatureSetsRoundTripThroughNpy) {
   test::TempDir dir;
@@ -60,8 +53,8 @@ TEST(Evaluator, RetrievalOptionsChangeTheRanking) {
 
 TEST(Visualize, WritesOneRankedListPerQuery) {
   test::TempDir dir;
-  const auto qrec = synthetic_records(0, 2, 1);
-  const auto grec = synthetic_records(0, 3, 3);
+  const auto qrec = test::synthetic_records(0, 2, 1);
+  const auto grec = test::synthetic_records(0, 3, 3);
   FeatureSet q{torch::zeros({2, 2}), torch::tensor({0, 1}, torch::kLong), torch::zeros({2}, torch::kLong), {}};
   FeatureSet g{torch::zeros({9, 2}), torch::tensor({0, 0, 0, 1, 1, 1, 2, 2, 2}, torch::kLong),
                torch::tensor({0, 1, 2, 0, 1, 2, 0, 1, 2}, torch::kLong), {}};

@@ -76,7 +76,7 @@ class Embedder {
   /// Width of the features.
   int64_t feature_dim() const { return traced_.feature_dim; }
   /// The test transform (input size, mean, std).
-  const data::TransformOptions& transform() const { return transform_; }
+  const data::TransformOptions& transform() const { return transform_.options(); }
   const EmbedderOptions& options() const { return options_; }
   /// Crops per forward pass (options().batch_size, or the size chosen for 0).
   int64_t batch_size() const { return batch_size_; }
@@ -85,7 +85,7 @@ class Embedder {
 
  private:
   EmbedderOptions options_;
-  data::TransformOptions transform_;
+  data::Transform transform_;
   TracedModel traced_;
   int64_t batch_size_ = 1;
 };

@@ -10,6 +10,7 @@
 #include "reid/config/config.h"
 #include "reid/deploy/trace.h"
 #include "reid/engine/registries.h"
+#include "reid/models/model.h"
 
 namespace reid::deploy {
 
@@ -24,6 +25,12 @@ struct ExportOptions {
   /// Fold batch norms into convolutions (fewer nodes; features equal to ~1e-6).
   bool fold_batchnorm = true;
 };
+
+/// The configured model with `weights` loaded, on the CPU in float32 and NCHW, in eval mode: what
+/// trace_model() starts from (the traced copy is moved and converted afterwards). A file that does
+/// not fit the model is a reid::IOError naming it.
+models::ReidModel load_for_tracing(const Config& config, const std::string& weights,
+                                   const engine::Registries& registries = {});
 
 /// What a user of an exported file must know to feed it (keys "reid.*"): model name, input
 /// size, channel order and layout, pixel scale, mean and std, resize method, feature width and
