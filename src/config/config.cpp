@@ -127,22 +127,24 @@ void validate_data(const DataConfig& d, const SamplerConfig& s) {
 void validate_loss(const LossConfig& l, const SamplerConfig& s) {
   require(!l.names.empty(), "loss.names", "needs at least one loss term");
   require_unique("loss.names", l.names);
-  for (std::size_t i = 0; i < l.names.size(); ++i)
-    require_choice("loss.names[" + std::to_string(i) + "]", l.names[i], {"ce", "triplet", "center"});
+  // The names themselves are checked against the loss registry the run uses (engine::check_names).
   require_at_least("loss.ce.weight", l.ce.weight, 0.0);
   require_range("loss.ce.epsilon", l.ce.epsilon, 0.0, 0.999);
   require_at_least("loss.triplet.weight", l.triplet.weight, 0.0);
   require_at_least("loss.triplet.margin", l.triplet.margin, 0.0);
   require_choice("loss.triplet.metric", l.triplet.metric, {"euclidean", "cosine"});
   require_at_least("loss.center.weight", l.center.weight, 0.0);
+  require_at_least("loss.wrt.weight", l.wrt.weight, 0.0);
+  require_choice("loss.wrt.metric", l.wrt.metric, {"euclidean", "cosine"});
   require_positive("loss.center.lr", l.center.lr);
-  const bool triplet = std::find(l.names.begin(), l.names.end(), "triplet") != l.names.end();
-  if (triplet) {
+  for (const char* metric_loss : {"triplet", "wrt"}) {
+    if (std::find(l.names.begin(), l.names.end(), metric_loss) == l.names.end()) continue;
+    const std::string name = metric_loss;
     require(s.name != "random", "loss.names",
-            "the triplet loss needs positives in every batch: set sampler.name to identity or "
+            "the " + name + " loss needs positives in every batch: set sampler.name to identity or "
             "cross_camera");
     require(s.num_instances >= 2, "sampler.num_instances",
-            "the triplet loss needs at least 2 images per identity (got " +
+            "the " + name + " loss needs at least 2 images per identity (got " +
                 to_text(s.num_instances) + ")");
   }
   const bool center = std::find(l.names.begin(), l.names.end(), "center") != l.names.end();

@@ -16,6 +16,20 @@ std::array<float, 3> rgb(const std::vector<double>& v) {
 
 }  // namespace
 
+void check_names(const Config& config, const Registries& registries, bool training) {
+  auto check = [](const auto& registry, const std::string& key, const std::string& name) {
+    if (!registry.contains(name)) throw ConfigError(key, registry.unknown_message(name));
+  };
+  auto check_list = [&](const auto& registry, const std::string& key, const std::vector<std::string>& names) {
+    for (std::size_t i = 0; i < names.size(); ++i) check(registry, key + "[" + std::to_string(i) + "]", names[i]);
+  };
+  check(registries.models, "model.name", config.model.name);
+  check_list(registries.datasets, "data.targets", config.data.targets);
+  if (!training) return;
+  check_list(registries.datasets, "data.sources", config.data.sources);
+  check_list(registries.losses, "loss.names", config.loss.names);
+}
+
 data::DatasetOptions dataset_options(const Config& config) {
   const auto& d = config.data;
   data::DatasetOptions o;
@@ -91,7 +105,8 @@ models::ReidModel build_model(const Config& config, int64_t num_classes, const t
   return model;
 }
 
-losses::LossSetOptions loss_options(const Config& config, int64_t num_classes, int64_t feature_dim) {
+losses::LossSetOptions loss_options(const Config& config, int64_t num_classes, int64_t feature_dim,
+                                    const std::vector<models::NamedWidth>& embeddings) {
   const auto& l = config.loss;
   return losses::LossSetOptions()
       .names(l.names)
@@ -100,11 +115,15 @@ losses::LossSetOptions loss_options(const Config& config, int64_t num_classes, i
       .triplet_weight(l.triplet.weight)
       .triplet(losses::TripletOptions()
                    .margin(l.triplet.margin)
-                   .metric(l.triplet.metric == "cosine" ? losses::Distance::kCosine : losses::Distance::kEuclidean)
+                   .metric(eval::parse_metric(l.triplet.metric))
                    .normalize(l.triplet.normalize))
       .center_weight(l.center.weight)
+      .center_lr(l.center.lr)
+      .wrt_weight(l.wrt.weight)
+      .wrt(losses::WrtOptions().metric(eval::parse_metric(l.wrt.metric)).normalize(l.wrt.normalize))
       .num_classes(num_classes)
-      .feature_dim(feature_dim);
+      .feature_dim(feature_dim)
+      .embeddings(embeddings);
 }
 
 OptimizerOptions optimizer_options(const Config& config) {
@@ -153,16 +172,16 @@ TrainerOptions trainer_options(const Config& config) {
       .bucket_mb(config.distributed.bucket_mb);
 }
 
-std::vector<AuxiliaryOptimizer> auxiliary_optimizers(const Config& config, losses::LossSetImpl& loss) {
+std::vector<AuxiliaryOptimizer> auxiliary_optimizers(losses::LossSetImpl& loss) {
   std::vector<AuxiliaryOptimizer> out;
-  if (loss.center()) {
-    // BoT: the centres learn at their own rate, undoing the loss weight in their gradient.
-    AuxiliaryOptimizer center;
-    center.name = "center_optimizer";
-    center.optimizer = std::make_unique<torch::optim::SGD>(loss.center()->parameters(),
-                                                           torch::optim::SGDOptions(config.loss.center.lr));
-    center.grad_scale = 1.0 / config.loss.center.weight;
-    out.push_back(std::move(center));
+  for (const auto& [name, term] : loss.terms()) {
+    auto optimizer = term->make_optimizer();
+    if (!optimizer) continue;
+    AuxiliaryOptimizer a;
+    a.name = name + "_optimizer";
+    a.optimizer = std::move(optimizer);
+    a.grad_scale = term->optimizer_grad_scale();
+    out.push_back(std::move(a));
   }
   return out;
 }

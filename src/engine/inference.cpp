@@ -119,6 +119,7 @@ models::ReidModel load_model_for_inference(const Config& config, const std::stri
 }
 
 std::map<std::string, eval::EvalResult> test(const Config& config, const Registries& registries) {
+  check_names(config, registries, /*training=*/false);
   std::string weights = config.test.weights;
   if (weights.empty()) {
     for (const char* name : {"model_best.pt", "model_final.pt"}) {

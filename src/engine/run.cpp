@@ -53,6 +53,7 @@ TrainResult run_training(const Config& config, const TrainSetup& setup, Distribu
   const bool main = dist.is_main();
   const fs::path out(config.output_dir);
   const std::string checkpoint_path = (out / "checkpoints" / "last.ckpt").string();
+  check_names(config, setup.registries, /*training=*/true);
   if (main) prepare_run_folder(config.output_dir, setup.resume, setup.overwrite);
   std::vector<config::KeyDifference> differences;
   if (setup.resume) differences = check_resume(config);
@@ -111,7 +112,8 @@ TrainResult run_training(const Config& config, const TrainSetup& setup, Distribu
     const int norms = models::convert_sync_batchnorm(*model, &dist);
     if (main) logger().info("synchronized batch norm: {} layers use the statistics of the global batch", norms);
   }
-  losses::LossSet loss(loss_options(config, num_classes, model->feature_dim()));
+  losses::LossSet loss(loss_options(config, num_classes, model->feature_dim(), model->embedding_dims()),
+                       setup.registries.losses);
   loss->to(device);
   if (model_dtype(config) != torch::kFloat) loss->to(model_dtype(config));
   std::vector<torch::Tensor> never_trained;
@@ -120,7 +122,7 @@ TrainResult run_training(const Config& config, const TrainSetup& setup, Distribu
 
   TrainComponents components;
   components.optimizer = build_optimizer(*model, optimizer_options(config), never_trained);
-  components.auxiliary = auxiliary_optimizers(config, *loss);
+  components.auxiliary = auxiliary_optimizers(*loss);
   components.model = model;
   components.loss = loss;
   components.sampler = build_sampler(config, records);

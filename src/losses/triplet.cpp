@@ -7,15 +7,8 @@
 namespace reid::losses {
 
 torch::Tensor pairwise_distance(const torch::Tensor& a, const torch::Tensor& b, Distance metric) {
-  TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(1),
-              "pairwise_distance expects [N, D] and [M, D] (got ", a.sizes(), " and ", b.sizes(), ")");
-  if (metric == Distance::kCosine) {
-    namespace F = torch::nn::functional;
-    const auto norm = F::NormalizeFuncOptions().dim(1).eps(1e-12);
-    return 1.0 - torch::mm(F::normalize(a, norm), F::normalize(b, norm).t());
-  }
-  const auto squared = a.pow(2).sum(1, true) + b.pow(2).sum(1, true).t() - 2.0 * torch::mm(a, b.t());
-  return squared.clamp_min(1e-12).sqrt();
+  const auto d = eval::distance_matrix(a, b, metric);
+  return metric == Distance::kCosine ? d : d.clamp_min(1e-12).sqrt();
 }
 
 TripletResult batch_hard_triplet(const torch::Tensor& features, const torch::Tensor& targets,
@@ -55,6 +48,41 @@ TripletResult batch_hard_triplet(const torch::Tensor& features, const torch::Ten
   result.loss = (per_anchor * weight).sum() / count;
   result.active_fraction =
       ((gap + options.margin()).gt(0).logical_and(valid).to(torch::kDouble).sum() / count.to(torch::kDouble)).detach();
+  return result;
+}
+
+WrtResult weighted_regularized_triplet(const torch::Tensor& features, const torch::Tensor& targets,
+                                       const WrtOptions& options) {
+  TORCH_CHECK(features.dim() == 2, "features must be [N, D] (got ", features.sizes(), ")");
+  TORCH_CHECK(targets.dim() == 1 && targets.size(0) == features.size(0),
+              "targets must be [N] with N = ", features.size(0), " (got ", targets.sizes(), ")");
+  const auto x = options.normalize() ? eval::l2_normalize(features) : features;
+  const auto dist = pairwise_distance(x, x, options.metric());
+  const int64_t n = x.size(0);
+  const auto labels = targets.to(x.device()).view({-1});
+  const auto same = labels.view({-1, 1}).eq(labels.view({1, -1}));
+  const auto eye = torch::eye(n, torch::TensorOptions().dtype(torch::kBool).device(x.device()));
+  const auto positive = same.logical_and(eye.logical_not());
+  const auto negative = same.logical_not();
+  const double inf = std::numeric_limits<double>::infinity();
+
+  // Softmax of `score` over the entries of `mask` in each row (0 elsewhere, and in rows without
+  // any): shifted by the row's largest masked score, so that large distances do not underflow.
+  auto masked_softmax = [&](const torch::Tensor& score, const torch::Tensor& mask) {
+    const auto any = mask.any(1, true);
+    const auto top = std::get<0>(score.detach().masked_fill(mask.logical_not(), -inf).max(1, true));
+    const auto shift = torch::where(any, top, torch::zeros_like(top));
+    const auto e = (score - shift).masked_fill(mask.logical_not(), -inf).exp();
+    return e / e.sum(1, true).clamp_min(1e-12);
+  };
+  WrtResult result;
+  result.weighted_positive = (dist * masked_softmax(dist, positive)).sum(1);
+  result.weighted_negative = (dist * masked_softmax(-dist, negative)).sum(1);
+  const auto valid = positive.any(1).logical_and(negative.any(1));
+  result.valid_anchors = valid.sum();
+  const auto weight = valid.to(dist.scalar_type());
+  const auto gap = torch::where(valid, result.weighted_positive - result.weighted_negative, torch::zeros_like(dist.select(1, 0)));
+  result.loss = (torch::nn::functional::softplus(gap) * weight).sum() / weight.sum().clamp_min(1.0);
   return result;
 }
 

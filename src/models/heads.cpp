@@ -184,6 +184,10 @@ ReidOutput ReidHead::forward(const torch::Tensor& feature_map, const torch::Tens
   out.feature = (bottleneck_ && options_.neck_feat() == NeckFeat::kBefore) ? out.global_feat
                                                                              : out.bn_feat;
   if (training && classifier_) out.logits = classifier_->forward(out.bn_feat, targets);
+  if (training) {
+    out.embeddings = {{"global", out.global_feat}};
+    if (out.logits.defined()) out.class_logits = {{"global", out.logits}};
+  }
   return out;
 }
 

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "reid/models/mgn.h"
 #include "reid/models/osnet.h"
 #include "reid/models/resnet.h"
 #include "reid/utils/strings.h"
@@ -41,6 +42,12 @@ void register_builtin_models(ModelRegistry& registry) {
   });
   registry.add("resnet50_ibn_a", [](const ModelOptions& options) -> ReidModel {
     return std::make_shared<ResNetImpl>(resnet50_options(true, options), "resnet50_ibn_a");
+  });
+  registry.add("resnet50_nl", [](const ModelOptions& options) -> ReidModel {
+    return std::make_shared<ResNetImpl>(resnet50_options(false, options, /*non_local=*/true), "resnet50_nl");
+  });
+  registry.add("mgn_resnet50", [](const ModelOptions& options) -> ReidModel {
+    return std::make_shared<MGNImpl>(MGNOptions().head(options.head()), "mgn_resnet50");
   });
 }
 

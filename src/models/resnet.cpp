@@ -48,8 +48,35 @@ torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
   return out.relu_();
 }
 
-ResNetOptions resnet50_options(bool ibn, const ModelOptions& model) {
-  return ResNetOptions().last_stride(model.last_stride()).ibn(ibn).head(model.head());
+NonLocalImpl::NonLocalImpl(int64_t channels, int64_t reduction) : inter_(channels / reduction) {
+  TORCH_CHECK(reduction >= 1 && inter_ >= 1, "non-local block: bad reduction ", reduction, " of ", channels);
+  auto conv1x1 = [](int64_t in, int64_t out) { return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 1)); };
+  g_ = register_module("g", conv1x1(channels, inter_));
+  theta_ = register_module("theta", conv1x1(channels, inter_));
+  phi_ = register_module("phi", conv1x1(channels, inter_));
+  BatchNorm2d bn(channels);
+  w_ = register_module("W", torch::nn::Sequential(conv1x1(inter_, channels), bn));
+  torch::NoGradGuard no_grad;
+  bn->weight.zero_();
+  bn->bias.zero_();
+}
+
+torch::Tensor NonLocalImpl::forward(const torch::Tensor& x) {
+  // Shapes from the input's spatial size only (never its batch size), so that a traced graph
+  // runs at any batch size.
+  const int64_t h = x.size(2), w = x.size(3);
+  const auto g = g_->forward(x).flatten(2).permute({0, 2, 1});          // [B, N, C']
+  const auto theta = theta_->forward(x).flatten(2).permute({0, 2, 1});  // [B, N, C']
+  const auto phi = phi_->forward(x).flatten(2);                         // [B, C', N]
+  const auto f = torch::matmul(theta, phi) / static_cast<double>(h * w);
+  const auto y = torch::matmul(f, g).permute({0, 2, 1}).reshape({-1, inter_, h, w});
+  return x + w_->forward(y);
+}
+
+ResNetOptions resnet50_options(bool ibn, const ModelOptions& model, bool non_local) {
+  auto o = ResNetOptions().last_stride(model.last_stride()).ibn(ibn).head(model.head());
+  if (non_local) o.non_local({0, 2, 3, 0});
+  return o;
 }
 
 ResNetImpl::ResNetImpl(const ResNetOptions& o, const std::string& name)
@@ -74,7 +101,6 @@ ResNetImpl::ResNetImpl(const ResNetOptions& o, const std::string& name)
   layer2_ = register_module("layer2", make_layer(128, o.layers()[1], 2, o.ibn()));
   layer3_ = register_module("layer3", make_layer(256, o.layers()[2], 2, o.ibn()));
   layer4_ = register_module("layer4", make_layer(512, o.layers()[3], o.last_stride(), false));
-
   {
     // torchvision's initialisation.
     torch::NoGradGuard no_grad;
@@ -87,15 +113,43 @@ ResNetImpl::ResNetImpl(const ResNetOptions& o, const std::string& name)
       }
     }
   }
+  // After the initialisation above: a non-local block's last batch norm starts at zero.
+  TORCH_CHECK(o.non_local().size() == 4, "ResNet needs 4 non-local counts");
+  non_local_.resize(4);
+  std::vector<torch::nn::Sequential> stages = {layer1_, layer2_, layer3_, layer4_};
+  for (std::size_t s = 0; s < 4; ++s) {
+    const int64_t count = o.non_local()[s], blocks = o.layers()[s];
+    TORCH_CHECK(count >= 0 && count <= blocks, "layer", s + 1, " has ", blocks, " blocks; cannot follow ", count,
+                " of them with non-local blocks");
+    if (count == 0) continue;
+    torch::nn::ModuleList list;
+    const int64_t width = 64 * (int64_t{1} << s) * BottleneckImpl::kExpansion;
+    for (int64_t i = 0; i < count; ++i) {
+      NonLocal block(width);
+      list->push_back(block);
+      non_local_[s].emplace_back(blocks - count + i, block);
+    }
+    register_module("NL_" + std::to_string(s + 1), list);
+  }
+
   head_.build(*this, in_planes, o.head());
 }
 
 torch::Tensor ResNetImpl::featuremaps(const torch::Tensor& images) {
   auto x = maxpool_->forward((bn1_->forward(conv1_->forward(images))).relu_());
-  x = layer1_->forward(x);
-  x = layer2_->forward(x);
-  x = layer3_->forward(x);
-  return layer4_->forward(x);
+  std::vector<torch::nn::Sequential> stages = {layer1_, layer2_, layer3_, layer4_};
+  for (std::size_t s = 0; s < 4; ++s) {
+    if (non_local_[s].empty()) {
+      x = stages[s]->forward(x);
+      continue;
+    }
+    auto next = non_local_[s].begin();
+    for (std::size_t b = 0; b < stages[s]->size(); ++b) {
+      x = stages[s]->at<BottleneckImpl>(b).forward(x);
+      for (; next != non_local_[s].end() && next->first == static_cast<int64_t>(b); ++next) x = next->second->forward(x);
+    }
+  }
+  return x;
 }
 
 }  // namespace reid::models

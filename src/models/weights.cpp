@@ -10,6 +10,7 @@
 
 #include "reid/core/error.h"
 #include "reid/core/logging.h"
+#include "reid/models/model.h"
 #include "reid/utils/files.h"
 #include "reid/utils/strings.h"
 #include "reid/utils/torch_file.h"
@@ -114,7 +115,9 @@ LoadReport load_state_dict(torch::nn::Module& module, const StateDict& state, bo
 LoadReport load_weights(torch::nn::Module& module, const std::string& path, bool strict) {
   LoadReport report;
   try {
-    report = load_state_dict(module, read_state_dict(path), strict);
+    auto state = read_state_dict(path);
+    if (const auto* model = dynamic_cast<const ReidModelImpl*>(&module)) model->adapt_state_dict(state);
+    report = load_state_dict(module, state, strict);
   } catch (const IOError&) {
     throw;
   } catch (const Error& e) {

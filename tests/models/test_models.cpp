@@ -29,11 +29,14 @@ TEST_P(EveryModel, ForwardBackwardAtTwoSizes) {
     int64_t nonzero = 0, trainable = 0;
     for (const auto& p : model->named_parameters()) {
       if (!p.value().requires_grad()) continue;
-      ++trainable;
+      // A non-local block starts as the identity (its last BN scale is 0, Wang et al. 2018), so
+      // its convolutions get zero gradients at initialisation: connected, but not counted.
+      const bool starts_closed = p.key().find("NL_") != std::string::npos;
+      trainable += !starts_closed;
       // Connected to the graph: a gradient exists (it may be zero where a ReLU is closed, e.g.
       // the single hidden unit of osnet_x0_25's first gates).
       ASSERT_TRUE(p.value().grad().defined()) << p.key() << " is not connected to the output";
-      if (p.value().grad().abs().sum().item<double>() > 0) ++nonzero;
+      if (!starts_closed && p.value().grad().abs().sum().item<double>() > 0) ++nonzero;
     }
     EXPECT_GE(nonzero, trainable * 95 / 100);
     model->eval();
@@ -78,7 +81,10 @@ TEST_P(EveryModel, ChannelsLastGivesTheSameFeaturesAndSavesPlainWeights) {
     if (p.dim() == 4) converted += p.is_contiguous(at::MemoryFormat::ChannelsLast) && !p.is_contiguous();
   EXPECT_GT(converted, 0);
   const auto got = model->extract_features(x.contiguous(at::MemoryFormat::ChannelsLast));
-  EXPECT_TRUE(torch::allclose(got, expected, 1e-4, 1e-5)) << (got - expected).abs().max().item<float>();
+  // Absolute tolerance relative to the features' scale: a deep untrained network in eval mode
+  // (MGN: features up to ~60) flips post-ReLU values near 0 by more than 1e-5.
+  const double scale = std::max(1.0, expected.abs().max().item<double>());
+  EXPECT_TRUE(torch::allclose(got, expected, 1e-4, 1e-5 * scale)) << (got - expected).abs().max().item<float>();
   // Saved weights are plain contiguous tensors that load into an ordinary (NCHW) model.
   const auto path = (dir / "weights.pt").string();
   save_weights(*model, path);

@@ -326,9 +326,27 @@ struct CenterConfig {
   }
 };
 
+/// Weighted regularized triplet loss of AGW (loss.wrt).
+struct WrtConfig {
+  /// Weight of the term in the total loss.
+  double weight = 1.0;
+  /// Distance: euclidean or cosine.
+  std::string metric = "euclidean";
+  /// L2-normalise the features before the distance.
+  bool normalize = false;
+
+  template <class V>
+  void visit(V& v) {
+    v("weight", weight);
+    v("metric", metric);
+    v("normalize", normalize);
+  }
+};
+
 /// The loss set: named terms with weights (losses/).
 struct LossConfig {
-  /// Terms of the total loss: ce, triplet, center.
+  /// Terms of the total loss, names in the loss registry: ce, triplet, center, wrt (and any
+  /// registered by the program).
   std::vector<std::string> names = {"ce"};
   /// ce parameters.
   CrossEntropyConfig ce;
@@ -336,6 +354,8 @@ struct LossConfig {
   TripletConfig triplet;
   /// center parameters.
   CenterConfig center;
+  /// wrt parameters.
+  WrtConfig wrt;
 
   template <class V>
   void visit(V& v) {
@@ -343,6 +363,7 @@ struct LossConfig {
     v("ce", ce);
     v("triplet", triplet);
     v("center", center);
+    v("wrt", wrt);
   }
 };
 

@@ -24,6 +24,11 @@
 
 namespace reid::engine {
 
+/// Checks every registry-backed name of `config` (model.name, loss.names, data.sources,
+/// data.targets) against `registries`, before anything is loaded or written: an unknown name is a
+/// ConfigError on its key, listing the registered names (with "did you mean").
+void check_names(const Config& config, const Registries& registries, bool training);
+
 /// Dataset options (root, combine_all, CUHK03, custom, synthetic).
 data::DatasetOptions dataset_options(const Config& config);
 
@@ -41,8 +46,10 @@ torch::ScalarType model_dtype(const Config& config);
 models::ReidModel build_model(const Config& config, int64_t num_classes, const torch::Device& device,
                               const models::ModelRegistry& models = models::builtin_models());
 
-/// Loss-set options for a model with `num_classes` identities and `feature_dim`-wide global features.
-losses::LossSetOptions loss_options(const Config& config, int64_t num_classes, int64_t feature_dim);
+/// Loss-set options for a model with `num_classes` identities and `feature_dim`-wide global
+/// features, or the named `embeddings` of a multi-branch model (ReidModelImpl::embedding_dims()).
+losses::LossSetOptions loss_options(const Config& config, int64_t num_classes, int64_t feature_dim,
+                                    const std::vector<models::NamedWidth>& embeddings = {});
 
 /// Optimiser options of the model (solver section).
 OptimizerOptions optimizer_options(const Config& config);
@@ -53,9 +60,10 @@ ScheduleOptions schedule_options(const Config& config);
 /// The loop's options (epochs, schedule, freeze-then-open, clipping, AMP, periods, seed).
 TrainerOptions trainer_options(const Config& config);
 
-/// Optimisers of the loss terms' own parameters (the center loss's SGD, its gradient rescaled by
-/// 1 / weight as BoT does); empty when no term has parameters.
-std::vector<AuxiliaryOptimizer> auxiliary_optimizers(const Config& config, losses::LossSetImpl& loss);
+/// The loss terms' own optimisers (LossTermImpl::make_optimizer(): the center loss's SGD, its
+/// gradient rescaled by 1 / weight as BoT does), each named "<term>_optimizer" in checkpoints;
+/// empty when no term has one.
+std::vector<AuxiliaryOptimizer> auxiliary_optimizers(losses::LossSetImpl& loss);
 
 /// Retrieval options (metric, normalisation, expansion, re-ranking, ROC, max rank) for `dataset`.
 eval::RetrievalOptions retrieval_options(const Config& config, const std::string& dataset);

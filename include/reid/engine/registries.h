@@ -5,6 +5,7 @@
 /// (docs/adding_a_model.md).
 
 #include "reid/data/datasets.h"
+#include "reid/losses/term.h"
 #include "reid/models/model.h"
 
 namespace reid::engine {
@@ -15,6 +16,8 @@ struct Registries {
   models::ModelRegistry models = models::builtin_models();
   /// Dataset parsers (data.sources, data.targets).
   data::DatasetRegistry datasets = data::builtin_datasets();
+  /// Loss terms (loss.names).
+  losses::LossRegistry losses = losses::builtin_losses();
 };
 
 }  // namespace reid::engine

@@ -25,24 +25,32 @@ Metric parse_metric(const std::string& name);
 /// Rows of `features` scaled to unit L2 norm (zero rows stay zero).
 torch::Tensor l2_normalize(const torch::Tensor& features);
 
+/// The library's one pairwise distance, used by the metric losses and by evaluation: [N, M]
+/// between the rows of `a` [N, D] and `b` [M, D]. Euclidean: the squared distance
+/// |a|^2 + |b|^2 - 2 a.b, clamped at 0 (rounding makes it slightly negative for near-equal rows);
+/// cosine: 1 - cos(a, b) of the L2-normalised rows (`normalized`: the rows are unit already).
+/// Differentiable; works in the inputs' dtype and device.
+torch::Tensor distance_matrix(const torch::Tensor& a, const torch::Tensor& b, Metric metric,
+                                bool normalized = false);
+
 /// The full [Q, G] distance matrix (for small sets and tests; use DistanceBlocks for large ones).
 torch::Tensor compute_distance(const torch::Tensor& query, const torch::Tensor& gallery, Metric metric);
 
 /// Distances of query blocks to the whole gallery, reusing one buffer.
 class DistanceBlocks {
  public:
-  /// `query` [Q, D] and `gallery` [G, D] float32 on one device; cosine normalises them once.
+  /// `query` [Q, D] and `gallery` [G, D] on one device, computed in float32; cosine normalises
+  /// them once.
   DistanceBlocks(torch::Tensor query, torch::Tensor gallery, Metric metric);
-  /// Distances of queries [begin, end) to every gallery item: a [end - begin, G] float32 tensor
-  /// that stays valid until the next call.
+  /// distance_matrix() of queries [begin, end) to every gallery item: a [end - begin, G]
+  /// float32 tensor.
   torch::Tensor rows(int64_t begin, int64_t end);
   int64_t num_query() const { return query_.size(0); }
   int64_t num_gallery() const { return gallery_.size(0); }
 
  private:
-  // Augmented so that one matrix product gives the distance, with no extra pass over the block:
-  // euclidean [q, |q|^2, 1] . [-2g, 1, |g|^2]; cosine [q, 1] . [-g, 1] (normalised q, g).
-  torch::Tensor query_, gallery_, buffer_;
+  Metric metric_;
+  torch::Tensor query_, gallery_;
 };
 
 /// Rows per block such that a block of `columns` float32 distances takes about `budget_bytes`

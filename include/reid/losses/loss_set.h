@@ -1,7 +1,7 @@
 #pragma once
 /// @file
-/// The training objective as a weighted set of named terms, built from options. It consumes the
-/// model's ReidOutput; the model never knows which losses are used.
+/// The training objective as a weighted set of named terms, built by name from the loss
+/// registry. It consumes the model's ReidOutput; the model never knows which losses are used.
 
 #include <string>
 #include <utility>
@@ -11,26 +11,11 @@
 #include <torch/nn/pimpl.h>
 
 #include "reid/losses/center.h"
+#include "reid/losses/term.h"
 #include "reid/losses/triplet.h"
 #include "reid/models/output.h"
 
 namespace reid::losses {
-
-/// Options of LossSet.
-struct LossSetOptions {
-  /// Terms: "ce" (label-smoothed cross-entropy on the logits), "triplet" (batch-hard, on
-  /// global_feat) and "center" (on global_feat).
-  TORCH_ARG(std::vector<std::string>, names) = std::vector<std::string>({"ce"});
-  TORCH_ARG(double, ce_weight) = 1.0;
-  TORCH_ARG(double, ce_epsilon) = 0.1;
-  TORCH_ARG(double, triplet_weight) = 1.0;
-  TORCH_ARG(TripletOptions, triplet);
-  TORCH_ARG(double, center_weight) = 0.0005;
-  /// Identities (for the center loss).
-  TORCH_ARG(int64_t, num_classes) = 0;
-  /// Width of global_feat (for the center loss).
-  TORCH_ARG(int64_t, feature_dim) = 0;
-};
 
 /// Value of the objective on one batch. Every value stays on the device (0-d tensors): reading
 /// one back (`.item()`) would stall a GPU, so the trainer accumulates them and reads the means
@@ -38,26 +23,31 @@ struct LossSetOptions {
 struct LossResult {
   /// Weighted sum of the terms: what is back-propagated.
   torch::Tensor total;
-  /// Each term's unweighted value, by name ("ce", "triplet", "center"), detached.
+  /// Each term's unweighted value, by name ("ce", "triplet", "center", ...), detached.
   std::vector<std::pair<std::string, torch::Tensor>> terms;
-  /// Diagnostics: "accuracy" (with ce), "triplet_active" (fraction of active triplets).
+  /// Diagnostics: "accuracy" (with ce), "triplet_active" (fraction of active triplets), ...
   std::vector<std::pair<std::string, torch::Tensor>> stats;
 };
 
-/// Weighted sum of named loss terms. A module because the center loss owns parameters (the
-/// centres), which the trainer optimises with their own SGD.
+/// Weighted sum of named loss terms, each a submodule registered under its name (so a term's
+/// parameters are named "<term>.<parameter>", e.g. "center.centers").
 class LossSetImpl : public torch::nn::Module {
  public:
-  explicit LossSetImpl(const LossSetOptions& options);
+  /// Builds `options.names()` from `registry`; an unknown name throws reid::Error listing the
+  /// registered ones.
+  explicit LossSetImpl(const LossSetOptions& options, const LossRegistry& registry = builtin_losses());
   LossResult forward(const models::ReidOutput& output, const torch::Tensor& targets);
-  /// The center loss, or empty when not used.
-  CenterLoss center() const { return center_; }
+  /// The terms, by name, in the order of `options.names()`.
+  const std::vector<std::pair<std::string, LossTerm>>& terms() const { return terms_; }
+  /// The term named `name`, or null.
+  LossTerm term(const std::string& name) const;
+  /// The center loss, or empty when not used (a shortcut for term("center")).
+  CenterLoss center() const;
   const LossSetOptions& options() const { return options_; }
 
  private:
   LossSetOptions options_;
-  bool ce_ = false, triplet_ = false;
-  CenterLoss center_{nullptr};
+  std::vector<std::pair<std::string, LossTerm>> terms_;
 };
 TORCH_MODULE(LossSet);
 

@@ -5,13 +5,17 @@
 
 #include <torch/types.h>
 
+#include "reid/eval/distance.h"
+
 namespace reid::losses {
 
-/// Feature distance used by metric losses.
-enum class Distance { kEuclidean, kCosine };
+/// Feature distance used by metric losses: the evaluation's metrics (one implementation,
+/// eval::distance_matrix), with euclidean distances not squared.
+using Distance = eval::Metric;
 
 /// Pairwise distances [N, M] between rows of `a` [N, D] and `b` [M, D]: euclidean
-/// sqrt(max(|a|^2 + |b|^2 - 2 a.b, 1e-12)) or cosine 1 - cos(a, b).
+/// sqrt(max(d2, 1e-12)) of eval::distance_matrix's squared distance d2, or cosine 1 - cos(a, b).
+/// Differentiable.
 torch::Tensor pairwise_distance(const torch::Tensor& a, const torch::Tensor& b, Distance metric);
 
 /// Options of batch_hard_triplet().
@@ -44,5 +48,33 @@ struct TripletResult {
 /// Nothing is read back to the host (no device synchronisation).
 TripletResult batch_hard_triplet(const torch::Tensor& features, const torch::Tensor& targets,
                                  const TripletOptions& options = {});
+
+/// Options of weighted_regularized_triplet().
+struct WrtOptions {
+  /// Distance.
+  TORCH_ARG(Distance, metric) = Distance::kEuclidean;
+  /// L2-normalise the features first.
+  TORCH_ARG(bool, normalize) = false;
+};
+
+/// Result of weighted_regularized_triplet().
+struct WrtResult {
+  /// Mean loss over the valid anchors (0, still attached to the graph, when none is valid).
+  torch::Tensor loss;
+  /// Per anchor: the softmax-weighted positive distance sum_p w_p d_ap (0 when none).
+  torch::Tensor weighted_positive;
+  /// Per anchor: the softmax-weighted negative distance sum_n w_n d_an (0 when none).
+  torch::Tensor weighted_negative;
+  /// Anchors that have both a positive and a negative in the batch (0-d int64 tensor).
+  torch::Tensor valid_anchors;
+};
+
+/// Weighted regularised triplet (WRT) of AGW (Ye et al., TPAMI 2021): for every anchor, the
+/// positives other than itself weighted by softmax(d_ap) and the negatives by softmax(-d_an),
+/// loss log(1 + exp(sum w_p d_ap - sum w_n d_an)): no margin, every pair contributes, the
+/// hardest most. The weights are part of the graph. Anchors lacking a positive or a negative are
+/// left out.
+WrtResult weighted_regularized_triplet(const torch::Tensor& features, const torch::Tensor& targets,
+                                       const WrtOptions& options = {});
 
 }  // namespace reid::losses

@@ -2,8 +2,10 @@
 /// @file
 /// The ReID model interface, the options every network takes, and the model registry.
 
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <torch/nn/module.h>
 
@@ -39,9 +41,15 @@ class ReidModelImpl : public torch::nn::Module {
   /// The test feature of a batch (eval mode, no gradient): what retrieval uses.
   torch::Tensor extract_features(const torch::Tensor& images);
   /// Width of the test feature.
-  int64_t feature_dim() const { return head_.feature_dim(); }
+  virtual int64_t feature_dim() const { return head_.feature_dim(); }
   /// The head's options.
-  const HeadOptions& head_options() const { return head_.options(); }
+  virtual const HeadOptions& head_options() const { return head_.options(); }
+  /// The training embeddings (ReidOutput::embeddings) by name and width: what loss terms with
+  /// per-feature parameters (the center loss) are built for. One "global" feature by default.
+  virtual std::vector<NamedWidth> embedding_dims() const { return {{"global", head_.feature_dim()}}; }
+  /// Rewrites a state dict of another layout (e.g. a plain ResNet-50's) into this model's names
+  /// before load_weights() copies it by name; the default leaves it as it is.
+  virtual void adapt_state_dict(std::map<std::string, torch::Tensor>& state) const { (void)state; }
 
  protected:
   explicit ReidModelImpl(std::string name) : torch::nn::Module(std::move(name)) {}
@@ -55,7 +63,8 @@ using ReidModel = std::shared_ptr<ReidModelImpl>;
 using ModelRegistry = Registry<ReidModel(const ModelOptions&)>;
 
 /// Adds the built-in networks: osnet_x1_0, osnet_x0_75, osnet_x0_5, osnet_x0_25,
-/// osnet_ibn_x1_0, resnet50, resnet50_ibn_a.
+/// osnet_ibn_x1_0, resnet50, resnet50_ibn_a, resnet50_nl (AGW's ResNet-50 with non-local
+/// blocks), mgn_resnet50 (MGN).
 void register_builtin_models(ModelRegistry& registry);
 
 /// A registry holding the built-in networks (built once; copy it to add your own).

@@ -48,6 +48,23 @@ class BottleneckImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Bottleneck);
 
+/// Non-local block (Wang et al., CVPR 2018), the dot-product form AGW uses: with 1x1 convolutions
+/// theta, phi, g to `channels / 2` (with bias), y = (theta(x)^T phi(x) / N) g(x) over the N = h*w
+/// positions, and z = x + W(y), W a 1x1 convolution back to `channels` followed by a batch norm
+/// initialised to zero (so a new block starts as the identity). Submodule names g, theta, phi,
+/// W.0, W.1 as in fast-reid.
+class NonLocalImpl : public torch::nn::Module {
+ public:
+  explicit NonLocalImpl(int64_t channels, int64_t reduction = 2);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  int64_t inter_;
+  torch::nn::Conv2d g_{nullptr}, theta_{nullptr}, phi_{nullptr};
+  torch::nn::Sequential w_{nullptr};
+};
+TORCH_MODULE(NonLocal);
+
 /// Options of the ResNet network.
 struct ResNetOptions {
   /// Bottleneck blocks per stage (ResNet-50: 3, 4, 6, 3).
@@ -56,12 +73,16 @@ struct ResNetOptions {
   TORCH_ARG(int64_t, last_stride) = 1;
   /// IBN-a: IBN replaces bn1 in every block of layer1..layer3.
   TORCH_ARG(bool, ibn) = false;
+  /// Non-local blocks after the last n blocks of layer1..layer4 (AGW: 0, 2, 3, 0), in modules
+  /// NL_1..NL_4 (fast-reid's names).
+  TORCH_ARG(std::vector<int64_t>, non_local) = std::vector<int64_t>({0, 0, 0, 0});
   /// Head.
   TORCH_ARG(HeadOptions, head);
 };
 
-/// ResNet-50 (or IBN-a) options from the generic model options.
-ResNetOptions resnet50_options(bool ibn, const ModelOptions& model);
+/// ResNet-50 (or IBN-a) options from the generic model options; `non_local` adds AGW's
+/// non-local blocks (2 in layer2, 3 in layer3).
+ResNetOptions resnet50_options(bool ibn, const ModelOptions& model, bool non_local = false);
 
 /// ResNet backbone + ReID head.
 class ResNetImpl : public ReidModelImpl {
@@ -75,6 +96,8 @@ class ResNetImpl : public ReidModelImpl {
   BatchNorm2d bn1_{nullptr};
   torch::nn::MaxPool2d maxpool_{nullptr};
   torch::nn::Sequential layer1_{nullptr}, layer2_{nullptr}, layer3_{nullptr}, layer4_{nullptr};
+  // Per stage: the non-local blocks and the index of the block each follows.
+  std::vector<std::vector<std::pair<int64_t, NonLocal>>> non_local_;
 };
 
 }  // namespace reid::models

@@ -45,7 +45,8 @@ struct LoadReport {
 /// classifier of another dataset) are skipped; the report says what was skipped.
 LoadReport load_state_dict(torch::nn::Module& module, const StateDict& state, bool strict);
 
-/// read_state_dict() + load_state_dict(); logs a warning summary of skipped keys when not strict.
+/// read_state_dict() + the model's adapt_state_dict() (when `module` is a ReidModelImpl) +
+/// load_state_dict(); logs a warning summary of skipped keys when not strict.
 LoadReport load_weights(torch::nn::Module& module, const std::string& path, bool strict);
 
 /// write_state_dict(state_dict(module), path).

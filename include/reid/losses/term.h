@@ -1,0 +1,119 @@
+#pragma once
+/// @file
+/// A loss term: one named part of the training objective. Terms are modules (they may own
+/// parameters, such as the center loss's centres, and an optimiser of their own) built by name
+/// from the loss registry, so a new loss is added without touching the library
+/// (docs/adding_a_loss.md).
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+#include <torch/optim/optimizer.h>
+
+#include "reid/core/registry.h"
+#include "reid/losses/triplet.h"
+#include "reid/models/output.h"
+
+namespace reid::losses {
+
+/// What a term contributes on one batch.
+struct TermValue {
+  /// The term's unweighted value (0-d, attached to the graph).
+  torch::Tensor value;
+  /// Diagnostics, by name (0-d tensors, detached; never read back by the term).
+  std::vector<std::pair<std::string, torch::Tensor>> stats;
+};
+
+/// Which model outputs a term consumes.
+enum class TermInput {
+  /// `ReidOutput::embedding_list()` (metric losses).
+  kEmbeddings,
+  /// `ReidOutput::logits_list()` (identity losses).
+  kLogits,
+};
+
+/// Base class of every loss term.
+class LossTermImpl : public torch::nn::Module {
+ public:
+  /// The term's value on `output` for identity labels `targets` (int64 [N]).
+  virtual TermValue evaluate(const models::ReidOutput& output, const torch::Tensor& targets) = 0;
+  /// An optimiser of the term's own parameters, or null (the default) when the model's optimiser
+  /// should not be used for them or there are none. The trainer steps it after the model's and
+  /// saves it in the checkpoint as "<term name>_optimizer".
+  virtual std::unique_ptr<torch::optim::Optimizer> make_optimizer() { return nullptr; }
+  /// Factor applied to the term's parameter gradients before its own optimiser steps.
+  virtual double optimizer_grad_scale() const { return 1.0; }
+  /// Weight of the term in the total loss.
+  double weight() const { return weight_; }
+  void set_weight(double weight) { weight_ = weight; }
+
+ protected:
+  LossTermImpl() = default;
+
+ private:
+  double weight_ = 1.0;
+};
+
+/// Shared handle to a loss term.
+using LossTerm = std::shared_ptr<LossTermImpl>;
+
+/// The entries of `output` a term consumes: every entry of the `input` list, or those named in
+/// `names` (in that order). Throws c10::Error naming the term when the list is empty (no
+/// classifier: build the model with identities, in train mode) or a name is missing.
+std::vector<torch::Tensor> select_inputs(const models::ReidOutput& output, TermInput input,
+                                         const std::vector<std::string>& names, const std::string& term);
+
+/// The mean of `term(x)` over `inputs` (the value itself for one input, so single-branch models
+/// get exactly the single-feature number).
+torch::Tensor mean_over(const std::vector<torch::Tensor>& inputs,
+                        const std::function<torch::Tensor(const torch::Tensor&)>& term);
+
+/// Options of the loss set, and what every term is built from: the terms' names and parameters
+/// and what the model outputs. A term of your own takes what it needs from here or from its
+/// builder's captures (docs/adding_a_loss.md).
+struct LossSetOptions {
+  /// Terms, looked up in the loss registry: "ce" (label-smoothed cross-entropy on every
+  /// classifier's logits), "triplet" (batch-hard, on every embedding), "center" (on the
+  /// embeddings) and "wrt" (AGW's weighted regularised triplet, on every embedding).
+  TORCH_ARG(std::vector<std::string>, names) = std::vector<std::string>({"ce"});
+  TORCH_ARG(double, ce_weight) = 1.0;
+  TORCH_ARG(double, ce_epsilon) = 0.1;
+  TORCH_ARG(double, triplet_weight) = 1.0;
+  TORCH_ARG(TripletOptions, triplet);
+  TORCH_ARG(double, center_weight) = 0.0005;
+  /// The centres' own SGD learning rate (their gradient is rescaled by 1 / center_weight).
+  TORCH_ARG(double, center_lr) = 0.5;
+  /// Embeddings the center loss acts on (empty: every one, each with its own centres).
+  TORCH_ARG(std::vector<std::string>, center_inputs);
+  TORCH_ARG(double, wrt_weight) = 1.0;
+  TORCH_ARG(WrtOptions, wrt);
+  /// Identities (for terms with per-identity parameters: the center loss).
+  TORCH_ARG(int64_t, num_classes) = 0;
+  /// Width of global_feat, for a single-branch model (used when `embeddings` is empty).
+  TORCH_ARG(int64_t, feature_dim) = 0;
+  /// The model's embeddings, name and width (`ReidModelImpl::embedding_dims()`).
+  TORCH_ARG(std::vector<models::NamedWidth>, embeddings);
+
+
+ public:
+  /// `embeddings`, or {"global", feature_dim} when empty and feature_dim > 0.
+  std::vector<models::NamedWidth> embedding_widths() const {
+    if (!embeddings_.empty() || feature_dim_ <= 0) return embeddings_;
+    return {{"global", feature_dim_}};
+  }
+};
+
+/// Registry of loss terms by name.
+using LossRegistry = Registry<LossTerm(const LossSetOptions&)>;
+
+/// Adds the built-in terms: ce, triplet, center, wrt.
+void register_builtin_losses(LossRegistry& registry);
+
+/// A registry holding the built-in terms (built once; copy it to add your own).
+const LossRegistry& builtin_losses();
+
+}  // namespace reid::losses

@@ -1,0 +1,173 @@
+#include "reid/models/mgn.h"
+
+#include <torch/torch.h>
+
+#include "reid/models/resnet.h"
+#include "reid/utils/strings.h"
+
+namespace reid::models {
+namespace {
+
+torch::nn::Sequential stage(int64_t& in_planes, int64_t planes, int64_t blocks, int64_t stride, bool ibn) {
+  torch::nn::Sequential layer;
+  for (int64_t i = 0; i < blocks; ++i) {
+    layer->push_back(Bottleneck(in_planes, planes, i == 0 ? stride : 1, ibn));
+    in_planes = planes * BottleneckImpl::kExpansion;
+  }
+  return layer;
+}
+
+}  // namespace
+
+MGNImpl::MGNImpl(const MGNOptions& o, const std::string& name) : ReidModelImpl(name), options(o) {
+  TORCH_CHECK(o.reduction_dim() > 0, "MGN: reduction_dim must be > 0");
+  const auto& l = o.layers();
+  TORCH_CHECK(l.size() == 4 && l[0] >= 1 && l[1] >= 1 && l[2] >= 2 && l[3] >= 1,
+              "MGN: layers must be 4 stage depths with at least 2 blocks in layer3");
+  for (int64_t p : o.parts()) TORCH_CHECK(p >= 1 && p <= 8, "MGN: a part branch needs 1 to 8 stripes (got ", p, ")");
+  conv1_ = register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 64, 7).stride(2).padding(3).bias(false)));
+  bn1_ = register_module("bn1", BatchNorm2d(64));
+  maxpool_ = register_module("maxpool", torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(3).stride(2).padding(1)));
+  int64_t in_planes = 64;
+  layer1_ = register_module("layer1", stage(in_planes, 64, l[0], 1, o.ibn()));
+  layer2_ = register_module("layer2", stage(in_planes, 128, l[1], 2, o.ibn()));
+  layer3_ = register_module("layer3", stage(in_planes, 256, 1, 2, o.ibn()));  // block 0 only
+  const int64_t trunk_planes = in_planes;
+  // Branch 1 is global (layer4 stride 2); then one branch per entry of parts (stride 1).
+  const std::size_t branches = 1 + o.parts().size();
+  for (std::size_t b = 0; b < branches; ++b) {
+    int64_t planes = trunk_planes;
+    auto rest3 = stage(planes, 256, l[2] - 1, 1, o.ibn());
+    auto l4 = stage(planes, 512, l[3], b == 0 ? 2 : 1, false);
+    register_module("b" + std::to_string(b + 1), torch::nn::ModuleList(rest3, l4));
+    branches_.emplace_back(rest3, l4);
+  }
+  const int64_t width = 512 * BottleneckImpl::kExpansion;
+  {
+    // torchvision's initialisation of the ResNet part.
+    torch::NoGradGuard no_grad;
+    for (auto& module : modules(/*include_self=*/false)) {
+      if (auto* c = module->as<torch::nn::Conv2d>())
+        torch::nn::init::kaiming_normal_(c->weight, 0.0, torch::kFanOut, torch::kReLU);
+      else if (auto* bn = module->as<BatchNorm2d>()) {
+        bn->weight.fill_(1.0);
+        bn->bias.zero_();
+      }
+    }
+  }
+  pool_ = register_module("global_pool", GlobalPooling(o.head().pooling(), o.head().gem_p()));
+
+  names_.push_back("global");
+  for (int64_t p : o.parts()) names_.push_back("part" + std::to_string(p) + "_global");
+  for (int64_t p : o.parts())
+    for (int64_t i = 1; i <= p; ++i) names_.push_back("part" + std::to_string(p) + "_" + std::to_string(i));
+  torch::nn::ModuleList reductions, classifiers;
+  for (std::size_t i = 0; i < names_.size(); ++i) {
+    auto conv = torch::nn::Conv2d(torch::nn::Conv2dOptions(width, o.reduction_dim(), 1).bias(false));
+    BatchNorm2d bn(o.reduction_dim());
+    {
+      torch::NoGradGuard no_grad;
+      torch::nn::init::kaiming_normal_(conv->weight, 0.0, torch::kFanIn, torch::kReLU);
+      bn->weight.fill_(1.0);
+      bn->bias.zero_();
+    }
+    reductions_.push_back(torch::nn::Sequential(conv, bn, torch::nn::ReLU()));
+    reductions->push_back(reductions_.back());
+    if (o.head().num_classes() > 0) {
+      const auto& h = o.head();
+      classifiers_.push_back(Classifier(ClassifierOptions(o.reduction_dim(), h.num_classes())
+                                            .type(h.classifier())
+                                            .scale(h.scale())
+                                            .margin(h.margin())
+                                            .subcenters(h.subcenters())));
+      classifiers->push_back(classifiers_.back());
+    }
+  }
+  register_module("reduction", reductions);
+  if (!classifiers_.empty()) register_module("classifier", classifiers);
+}
+
+torch::Tensor MGNImpl::trunk(const torch::Tensor& images) {
+  TORCH_CHECK(images.dim() == 4 && images.size(1) == 3, "expected images [N, 3, H, W] (got ", images.sizes(), ")");
+  auto x = maxpool_->forward(bn1_->forward(conv1_->forward(images)).relu_());
+  return layer3_->forward(layer2_->forward(layer1_->forward(x)));
+}
+
+torch::Tensor MGNImpl::featuremaps(const torch::Tensor& images) {
+  auto& [rest3, l4] = branches_.front();
+  return l4->forward(rest3->forward(trunk(images)));
+}
+
+ReidOutput MGNImpl::forward(const torch::Tensor& images, const torch::Tensor& targets) {
+  const auto x = trunk(images);
+  std::vector<torch::Tensor> maps;
+  for (auto& [rest3, l4] : branches_) maps.push_back(l4->forward(rest3->forward(x)));
+  // Pooled features in the order of names_: the branches' global features, then the stripes.
+  std::vector<torch::Tensor> pooled;
+  for (const auto& map : maps) pooled.push_back(pool_->forward(map));
+  for (std::size_t b = 0; b < options.parts().size(); ++b) {
+    const auto& map = maps[b + 1];
+    const int64_t h = map.size(2), p = options.parts()[b];
+    TORCH_CHECK(h >= p, "MGN: the part branch's map has ", h, " rows, fewer than its ", p,
+                " stripes (use taller images)");
+    // The bins of adaptive pooling to p rows: [floor(i h / p), ceil((i + 1) h / p)).
+    for (int64_t i = 0; i < p; ++i) {
+      const int64_t begin = i * h / p, end = ((i + 1) * h + p - 1) / p;
+      pooled.push_back(pool_->forward(map.slice(2, begin, end)));
+    }
+  }
+  std::vector<torch::Tensor> reduced;
+  for (std::size_t i = 0; i < pooled.size(); ++i) {
+    const auto v = pooled[i].view({-1, pooled[i].size(1), 1, 1});
+    reduced.push_back(reductions_[i]->forward(v).flatten(1));
+  }
+  ReidOutput out;
+  out.feature = torch::cat(reduced, 1);
+  out.bn_feat = out.feature;
+  out.global_feat = out.feature;
+  if (!is_training()) return out;
+  const std::size_t globals = 1 + options.parts().size();
+  for (std::size_t i = 0; i < globals; ++i) out.embeddings.emplace_back(names_[i], reduced[i]);
+  for (std::size_t i = 0; i < classifiers_.size(); ++i)
+    out.class_logits.emplace_back(names_[i], classifiers_[i]->forward(reduced[i], targets));
+  if (!out.class_logits.empty()) {
+    // The model's identity prediction: the mean of its classifiers' logits.
+    std::vector<torch::Tensor> all;
+    for (const auto& entry : out.class_logits) all.push_back(entry.second);
+    out.logits = torch::stack(all).mean(0);
+  }
+  return out;
+}
+
+int64_t MGNImpl::feature_dim() const { return options.reduction_dim() * static_cast<int64_t>(names_.size()); }
+
+std::vector<NamedWidth> MGNImpl::embedding_dims() const {
+  std::vector<NamedWidth> out;
+  for (std::size_t i = 0; i < 1 + options.parts().size(); ++i) out.emplace_back(names_[i], options.reduction_dim());
+  return out;
+}
+
+void MGNImpl::adapt_state_dict(std::map<std::string, torch::Tensor>& state) const {
+  // A plain ResNet-50 (torchvision's names, or fast-reid's under "backbone."): layer3's blocks
+  // 1-5 and layer4 go into every branch; MGN's own keys are left as they are.
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& [key, value] : state) {
+    std::string name = utils::starts_with(key, "backbone.") ? key.substr(9) : key;
+    std::string suffix;
+    if (utils::starts_with(name, "layer4.")) {
+      suffix = "1." + name.substr(7);
+    } else if (utils::starts_with(name, "layer3.") && !utils::starts_with(name, "layer3.0.")) {
+      const auto dot = name.find('.', 7);
+      const int block = std::stoi(name.substr(7, dot - 7));
+      suffix = "0." + std::to_string(block - 1) + name.substr(dot);
+    }
+    if (suffix.empty()) {
+      out[name] = value;
+      continue;
+    }
+    for (std::size_t b = 0; b < branches_.size(); ++b) out["b" + std::to_string(b + 1) + "." + suffix] = value;
+  }
+  state = std::move(out);
+}
+
+}  // namespace reid::models
