@@ -54,6 +54,9 @@ TrainResult run_training(const Config& config, const TrainSetup& setup, Distribu
   const fs::path out(config.output_dir);
   const std::string checkpoint_path = (out / "checkpoints" / "last.ckpt").string();
   check_names(config, setup.registries, /*training=*/true);
+  // Everything random from here on (initialisation, the loss terms' parameters) follows
+  // config.seed, so a run started from a program is reproducible as one from reid-train.
+  seed_everything(static_cast<std::uint64_t>(config.seed));
   if (main) prepare_run_folder(config.output_dir, setup.resume, setup.overwrite);
   std::vector<config::KeyDifference> differences;
   if (setup.resume) differences = check_resume(config);

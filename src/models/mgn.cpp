@@ -19,6 +19,14 @@ torch::nn::Sequential stage(int64_t& in_planes, int64_t planes, int64_t blocks, 
 
 }  // namespace
 
+std::vector<std::pair<int64_t, int64_t>> stripe_rows(int64_t rows, int64_t parts) {
+  TORCH_CHECK(parts >= 1 && rows >= parts, "MGN: a map of ", rows, " rows cannot be cut into ", parts,
+              " stripes (use taller images)");
+  std::vector<std::pair<int64_t, int64_t>> out;
+  for (int64_t i = 0; i < parts; ++i) out.emplace_back(i * rows / parts, ((i + 1) * rows + parts - 1) / parts);
+  return out;
+}
+
 MGNImpl::MGNImpl(const MGNOptions& o, const std::string& name) : ReidModelImpl(name), options(o) {
   TORCH_CHECK(o.reduction_dim() > 0, "MGN: reduction_dim must be > 0");
   const auto& l = o.layers();
@@ -107,14 +115,8 @@ ReidOutput MGNImpl::forward(const torch::Tensor& images, const torch::Tensor& ta
   for (const auto& map : maps) pooled.push_back(pool_->forward(map));
   for (std::size_t b = 0; b < options.parts().size(); ++b) {
     const auto& map = maps[b + 1];
-    const int64_t h = map.size(2), p = options.parts()[b];
-    TORCH_CHECK(h >= p, "MGN: the part branch's map has ", h, " rows, fewer than its ", p,
-                " stripes (use taller images)");
-    // The bins of adaptive pooling to p rows: [floor(i h / p), ceil((i + 1) h / p)).
-    for (int64_t i = 0; i < p; ++i) {
-      const int64_t begin = i * h / p, end = ((i + 1) * h + p - 1) / p;
+    for (const auto& [begin, end] : stripe_rows(map.size(2), options.parts()[b]))
       pooled.push_back(pool_->forward(map.slice(2, begin, end)));
-    }
   }
   std::vector<torch::Tensor> reduced;
   for (std::size_t i = 0; i < pooled.size(); ++i) {

@@ -25,6 +25,10 @@
 
 namespace reid::models {
 
+/// The rows [begin, end) of each of `parts` horizontal stripes of a map `rows` high: the bins of
+/// adaptive pooling to `parts` x 1, [floor(i rows / parts), ceil((i + 1) rows / parts)).
+std::vector<std::pair<int64_t, int64_t>> stripe_rows(int64_t rows, int64_t parts);
+
 /// Options of MGN.
 struct MGNOptions {
   /// Bottleneck blocks per ResNet stage (ResNet-50: 3, 4, 6, 3; layer3 needs at least 2: its
