@@ -28,6 +28,18 @@ if(NOT EXISTS ${custom}/run/model_final.pt)
   message(FATAL_ERROR "the custom model's training wrote no final weights")
 endif()
 
+# A loss term registered from outside the library, trained with through engine::train.
+set(custom_loss ${REID_BINARY_DIR}/consumer-test/custom_loss)
+run(${CMAKE_COMMAND} -S ${REID_SOURCE_DIR}/examples/custom_loss -B ${custom_loss}
+    "-DCMAKE_PREFIX_PATH=${prefix};${REID_PREFIX_PATH}" -DCMAKE_BUILD_TYPE=Release)
+run(${CMAKE_COMMAND} --build ${custom_loss})
+file(REMOVE_RECURSE ${custom_loss}/run)
+run(${custom_loss}/custom_loss ${custom_loss}/run 1)
+file(READ ${custom_loss}/run/metrics.csv metrics)
+if(NOT metrics MATCHES "contrastive")
+  message(FATAL_ERROR "the custom loss term is not in the run's metrics")
+endif()
+
 # The tracker example: a synthetic sequence (people walking across frames, MOT boxes), a model
 # trained for one quickstart epoch, and the frame-to-frame similarity the example prints.
 set(tracker ${REID_BINARY_DIR}/consumer-test/tracker)

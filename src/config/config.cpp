@@ -6,6 +6,10 @@
 #include <sstream>
 
 #include "reid/core/error.h"
+#include "reid/data/sampler.h"
+#include "reid/data/transforms.h"
+#include "reid/engine/optim.h"
+#include "reid/models/heads.h"
 #include "reid/utils/strings.h"
 
 namespace reid::config {
@@ -57,12 +61,11 @@ void validate_model(const ModelConfig& m) {
           "must be 1 or 2 (got " + to_text(m.last_stride) + ")");
   require_at_least("model.streams", m.streams, 1);
   require_at_least("model.feature_dim", m.feature_dim, 0);
-  require_choice("model.pooling", m.pooling, {"avg", "max", "gem"});
+  require_choice("model.pooling", m.pooling, models::pooling_registry().names());
   require_positive("model.gem_p", m.gem_p);
-  require_choice("model.neck", m.neck, {"none", "bnneck"});
-  require_choice("model.neck_feat", m.neck_feat, {"after", "before"});
-  require_choice("model.classifier", m.classifier,
-                 {"linear", "arcface", "cosface", "circle", "subcenter_arcface"});
+  require_choice("model.neck", m.neck, models::neck_registry().names());
+  require_choice("model.neck_feat", m.neck_feat, models::neck_feat_registry().names());
+  require_choice("model.classifier", m.classifier, models::classifier_registry().names());
   require_positive("model.scale", m.scale);
   require_range("model.margin", m.margin, 0.0, 2.0);
   require_at_least("model.subcenters", m.subcenters, 1);
@@ -77,7 +80,7 @@ void validate_data(const DataConfig& d, const SamplerConfig& s) {
   require_unique("data.transforms", d.transforms);
   for (std::size_t i = 0; i < d.transforms.size(); ++i) {
     const std::string key = "data.transforms[" + std::to_string(i) + "]";
-    require_choice(key, d.transforms[i], {"random_flip", "pad_crop", "color_jitter", "random_erasing"});
+    require_choice(key, d.transforms[i], data::augment_registry().names());
     require(d.transforms[i] != "random_erasing" || i + 1 == d.transforms.size(), key,
             "random_erasing acts on the normalised tensor, so it must be the last transform");
   }
@@ -112,7 +115,7 @@ void validate_data(const DataConfig& d, const SamplerConfig& s) {
   require_range("data.synthetic.cameras", sy.cameras, 2, 100);
   require_at_least("data.synthetic.seed", sy.seed, 0);
 
-  require_choice("sampler.name", s.name, {"random", "identity", "cross_camera"});
+  require_choice("sampler.name", s.name, data::builtin_samplers().names());
   require_range("sampler.num_instances", s.num_instances, 1, 4096);
   if (s.name != "random") {
     require(d.batch_size % s.num_instances == 0, "data.batch_size",
@@ -152,14 +155,14 @@ void validate_loss(const LossConfig& l, const SamplerConfig& s) {
 }
 
 void validate_solver(const SolverConfig& s) {
-  require_choice("solver.optimizer", s.optimizer, {"adam", "amsgrad", "sgd"});
+  require_choice("solver.optimizer", s.optimizer, engine::builtin_optimizers().names());
   require_positive("solver.base_lr", s.base_lr);
   require_at_least("solver.weight_decay", s.weight_decay, 0.0);
   require_positive("solver.bias_lr_factor", s.bias_lr_factor);
   require_range("solver.momentum", s.momentum, 0.0, 1.0);
   require_range("solver.adam_beta1", s.adam_beta1, 0.0, 0.999999);
   require_range("solver.adam_beta2", s.adam_beta2, 0.0, 0.999999);
-  require_choice("solver.scheduler", s.scheduler, {"multistep", "cosine", "constant"});
+  require_choice("solver.scheduler", s.scheduler, engine::builtin_schedulers().names());
   for (std::size_t i = 0; i < s.milestones.size(); ++i) {
     const std::string key = "solver.milestones[" + std::to_string(i) + "]";
     require_at_least(key, s.milestones[i], 1);

@@ -151,15 +151,30 @@ std::vector<std::vector<int64_t>> IdentitySampler::plan(int64_t epoch) const {
   return batches;
 }
 
+void register_builtin_samplers(SamplerRegistry& registry) {
+  registry.add("random", [](RecordList records, const SamplerOptions& o) -> std::unique_ptr<Sampler> {
+    return std::make_unique<RandomSampler>(static_cast<int64_t>(records->size()), o.batch_size, o.drop_last, o.seed);
+  });
+  registry.add("identity", [](RecordList records, const SamplerOptions& o) -> std::unique_ptr<Sampler> {
+    return std::make_unique<IdentitySampler>(std::move(records), o.batch_size, o.num_instances, o.seed, false);
+  });
+  registry.add("cross_camera", [](RecordList records, const SamplerOptions& o) -> std::unique_ptr<Sampler> {
+    return std::make_unique<IdentitySampler>(std::move(records), o.batch_size, o.num_instances, o.seed, true);
+  });
+}
+
+const SamplerRegistry& builtin_samplers() {
+  static const SamplerRegistry registry = [] {
+    SamplerRegistry r("sampler");
+    register_builtin_samplers(r);
+    return r;
+  }();
+  return registry;
+}
+
 std::unique_ptr<Sampler> make_sampler(const std::string& name, RecordList records, int64_t batch_size,
                                       int64_t num_instances, bool drop_last, uint64_t seed) {
-  if (name == "random")
-    return std::make_unique<RandomSampler>(static_cast<int64_t>(records->size()), batch_size, drop_last, seed);
-  if (name == "identity")
-    return std::make_unique<IdentitySampler>(std::move(records), batch_size, num_instances, seed, false);
-  if (name == "cross_camera")
-    return std::make_unique<IdentitySampler>(std::move(records), batch_size, num_instances, seed, true);
-  throw Error("unknown sampler '" + name + "'; valid: random, identity, cross_camera");
+  return builtin_samplers().create(name, std::move(records), SamplerOptions{batch_size, num_instances, drop_last, seed});
 }
 
 }  // namespace reid::data

@@ -16,13 +16,19 @@ double uniform(Rng& rng, double lo, double hi) { return utils::uniform_real(rng,
 
 }  // namespace
 
-Augment parse_augment(const std::string& name) {
-  if (name == "random_flip") return Augment::kRandomFlip;
-  if (name == "pad_crop") return Augment::kPadCrop;
-  if (name == "color_jitter") return Augment::kColorJitter;
-  if (name == "random_erasing") return Augment::kRandomErasing;
-  throw Error("unknown transform '" + name + "'; valid: random_flip, pad_crop, color_jitter, random_erasing");
+const Registry<Augment()>& augment_registry() {
+  static const Registry<Augment()> registry = [] {
+    Registry<Augment()> r("augmentation");
+    r.add("random_flip", [] { return Augment::kRandomFlip; });
+    r.add("pad_crop", [] { return Augment::kPadCrop; });
+    r.add("color_jitter", [] { return Augment::kColorJitter; });
+    r.add("random_erasing", [] { return Augment::kRandomErasing; });
+    return r;
+  }();
+  return registry;
 }
+
+Augment parse_augment(const std::string& name) { return augment_registry().create(name); }
 
 cv::Mat resize_image(const cv::Mat& image, int height, int width) {
   if (image.rows == height && image.cols == width) return image;

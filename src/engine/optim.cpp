@@ -18,8 +18,46 @@ void Optimizer::set_lr_factor(double factor) {
 
 double Optimizer::lr() const { return optimizer->param_groups().front().options().get_lr(); }
 
+const OptimizerRegistry& builtin_optimizers() {
+  static const OptimizerRegistry registry = [] {
+    OptimizerRegistry r("optimizer");
+    r.add("sgd", [] {
+      OptimizerKind kind;
+      kind.group = [](double lr, double decay, const OptimizerOptions& o) -> std::unique_ptr<torch::optim::OptimizerOptions> {
+        return std::make_unique<torch::optim::SGDOptions>(
+            torch::optim::SGDOptions(lr).momentum(o.momentum).nesterov(o.nesterov).weight_decay(decay));
+      };
+      kind.make = [](std::vector<torch::optim::OptimizerParamGroup> groups,
+                     const OptimizerOptions& o) -> std::unique_ptr<torch::optim::Optimizer> {
+        return std::make_unique<torch::optim::SGD>(std::move(groups), torch::optim::SGDOptions(o.lr));
+      };
+      return kind;
+    });
+    for (const bool amsgrad : {false, true}) {
+      r.add(amsgrad ? "amsgrad" : "adam", [amsgrad] {
+        OptimizerKind kind;
+        kind.group = [amsgrad](double lr, double decay,
+                               const OptimizerOptions& o) -> std::unique_ptr<torch::optim::OptimizerOptions> {
+          return std::make_unique<torch::optim::AdamOptions>(
+              torch::optim::AdamOptions(lr).betas({o.beta1, o.beta2}).weight_decay(decay).amsgrad(amsgrad));
+        };
+        kind.make = [](std::vector<torch::optim::OptimizerParamGroup> groups,
+                       const OptimizerOptions& o) -> std::unique_ptr<torch::optim::Optimizer> {
+          return std::make_unique<torch::optim::Adam>(std::move(groups), torch::optim::AdamOptions(o.lr));
+        };
+        return kind;
+      });
+    }
+    return r;
+  }();
+  return registry;
+}
+
 Optimizer build_optimizer(const torch::nn::Module& module, const OptimizerOptions& o,
                           const std::vector<torch::Tensor>& exclude) {
+  const auto& optimizers = builtin_optimizers();
+  if (!optimizers.contains(o.name)) throw ConfigError("solver.optimizer", optimizers.unknown_message(o.name));
+  const OptimizerKind kind = optimizers.create(o.name);
   std::set<const void*> excluded;
   for (const auto& t : exclude) excluded.insert(t.unsafeGetTensorImpl());
   // Normalisation parameters: those of BatchNorm / InstanceNorm / GeM-free norm modules.
@@ -44,46 +82,41 @@ Optimizer build_optimizer(const torch::nn::Module& module, const OptimizerOption
     const bool bias = entry.first.first, is_norm = entry.first.second;
     const double lr = o.lr * (bias ? o.bias_lr_factor : 1.0);
     const double decay = (o.no_decay_norm_bias && (bias || is_norm)) ? 0.0 : o.weight_decay;
-    std::unique_ptr<torch::optim::OptimizerOptions> options;
-    if (o.name == "sgd") {
-      options = std::make_unique<torch::optim::SGDOptions>(torch::optim::SGDOptions(lr)
-                                                               .momentum(o.momentum)
-                                                               .nesterov(o.nesterov)
-                                                               .weight_decay(decay));
-    } else if (o.name == "adam" || o.name == "amsgrad") {
-      options = std::make_unique<torch::optim::AdamOptions>(torch::optim::AdamOptions(lr)
-                                                                .betas({o.beta1, o.beta2})
-                                                                .weight_decay(decay)
-                                                                .amsgrad(o.name == "amsgrad"));
-    } else {
-      throw ConfigError("solver.optimizer", "unknown optimizer '" + o.name + "'; valid: adam, amsgrad, sgd");
-    }
+    auto options = kind.group(lr, decay, o);
     param_groups.emplace_back(entry.second, std::move(options));
     result.base_lrs.push_back(lr);
   }
   if (param_groups.empty()) throw Error("the optimizer has no parameters to train");
-  if (o.name == "sgd")
-    result.optimizer = std::make_unique<torch::optim::SGD>(param_groups, torch::optim::SGDOptions(o.lr));
-  else
-    result.optimizer = std::make_unique<torch::optim::Adam>(param_groups, torch::optim::AdamOptions(o.lr));
+  result.optimizer = kind.make(std::move(param_groups), o);
   return result;
 }
 
-double lr_factor(const ScheduleOptions& o, int epoch) {
-  double factor = 1.0;
-  if (o.name == "multistep") {
-    for (int milestone : o.milestones)
-      if (epoch >= milestone) factor *= o.gamma;
-  } else if (o.name == "cosine") {
-    const int start = o.flat_epochs;
-    if (epoch >= start) {
+const SchedulerRegistry& builtin_schedulers() {
+  static const SchedulerRegistry registry = [] {
+    SchedulerRegistry r("scheduler");
+    r.add("multistep", [](const ScheduleOptions& o, int epoch) {
+      double factor = 1.0;
+      for (int milestone : o.milestones)
+        if (epoch >= milestone) factor *= o.gamma;
+      return factor;
+    });
+    r.add("cosine", [](const ScheduleOptions& o, int epoch) {
+      const int start = o.flat_epochs;
+      if (epoch < start) return 1.0;
       const double span = std::max(1, o.max_epochs - start);
       const double progress = std::min(1.0, (epoch - start) / span);
-      factor = o.min_factor + (1.0 - o.min_factor) * 0.5 * (1.0 + std::cos(M_PI * progress));
-    }
-  } else if (o.name != "constant") {
-    throw ConfigError("solver.scheduler", "unknown scheduler '" + o.name + "'; valid: multistep, cosine, constant");
-  }
+      return o.min_factor + (1.0 - o.min_factor) * 0.5 * (1.0 + std::cos(M_PI * progress));
+    });
+    r.add("constant", [](const ScheduleOptions&, int) { return 1.0; });
+    return r;
+  }();
+  return registry;
+}
+
+double lr_factor(const ScheduleOptions& o, int epoch) {
+  const auto& schedules = builtin_schedulers();
+  if (!schedules.contains(o.name)) throw ConfigError("solver.scheduler", schedules.unknown_message(o.name));
+  double factor = schedules.create(o.name, o, epoch);
   if (epoch < o.warmup_epochs) {
     const double alpha = static_cast<double>(epoch) / o.warmup_epochs;
     factor *= o.warmup_factor * (1.0 - alpha) + alpha;

@@ -11,40 +11,44 @@ namespace reid::models {
 namespace {
 
 template <class E>
-E parse_choice(const std::string& what, const std::string& name,
-               const std::vector<std::pair<std::string, E>>& choices) {
-  std::vector<std::string> names;
-  for (const auto& choice : choices) {
-    if (choice.first == name) return choice.second;
-    names.push_back(choice.first);
-  }
-  throw Error("unknown " + what + " '" + name + "'; valid: " + utils::join(names));
+Registry<E()> kinds(const std::string& what, const std::vector<std::pair<std::string, E>>& choices) {
+  Registry<E()> registry(what);
+  for (const auto& [name, value] : choices) registry.add(name, [value = value] { return value; });
+  return registry;
 }
 
 }  // namespace
 
-Pooling parse_pooling(const std::string& name) {
-  return parse_choice<Pooling>("pooling", name,
-                               {{"avg", Pooling::kAvg}, {"max", Pooling::kMax}, {"gem", Pooling::kGeM}});
+const Registry<Pooling()>& pooling_registry() {
+  static const auto registry =
+      kinds<Pooling>("pooling", {{"avg", Pooling::kAvg}, {"max", Pooling::kMax}, {"gem", Pooling::kGeM}});
+  return registry;
 }
 
-Neck parse_neck(const std::string& name) {
-  return parse_choice<Neck>("neck", name, {{"none", Neck::kNone}, {"bnneck", Neck::kBNNeck}});
+const Registry<Neck()>& neck_registry() {
+  static const auto registry = kinds<Neck>("neck", {{"none", Neck::kNone}, {"bnneck", Neck::kBNNeck}});
+  return registry;
 }
 
-NeckFeat parse_neck_feat(const std::string& name) {
-  return parse_choice<NeckFeat>("neck feature", name,
-                                {{"before", NeckFeat::kBefore}, {"after", NeckFeat::kAfter}});
+const Registry<NeckFeat()>& neck_feat_registry() {
+  static const auto registry =
+      kinds<NeckFeat>("neck feature", {{"before", NeckFeat::kBefore}, {"after", NeckFeat::kAfter}});
+  return registry;
 }
 
-ClassifierType parse_classifier(const std::string& name) {
-  return parse_choice<ClassifierType>("classifier", name,
-                                      {{"linear", ClassifierType::kLinear},
-                                       {"arcface", ClassifierType::kArcFace},
-                                       {"cosface", ClassifierType::kCosFace},
-                                       {"circle", ClassifierType::kCircle},
-                                       {"subcenter_arcface", ClassifierType::kSubcenterArcFace}});
+const Registry<ClassifierType()>& classifier_registry() {
+  static const auto registry = kinds<ClassifierType>("classifier", {{"linear", ClassifierType::kLinear},
+                                                                    {"arcface", ClassifierType::kArcFace},
+                                                                    {"cosface", ClassifierType::kCosFace},
+                                                                    {"circle", ClassifierType::kCircle},
+                                                                    {"subcenter_arcface", ClassifierType::kSubcenterArcFace}});
+  return registry;
 }
+
+Pooling parse_pooling(const std::string& name) { return pooling_registry().create(name); }
+Neck parse_neck(const std::string& name) { return neck_registry().create(name); }
+NeckFeat parse_neck_feat(const std::string& name) { return neck_feat_registry().create(name); }
+ClassifierType parse_classifier(const std::string& name) { return classifier_registry().create(name); }
 
 // ---- pooling ------------------------------------------------------------------------------------
 

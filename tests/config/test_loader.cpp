@@ -187,7 +187,7 @@ TEST(ConfigLoader, BadOverrideSyntax) {
 
 TEST(ConfigValidate, CrossFieldRulesNameTheKey) {
   EXPECT_EQ(expect_error<ConfigError>([] { load_config("", {"model.pooling=gam"}); }, {}),
-            "model.pooling: 'gam' is not one of avg, max, gem (did you mean 'gem'?)");
+            "model.pooling: 'gam' is not one of avg, gem, max (did you mean 'gem'?)");  // the pooling registry's names
   expect_error<ConfigError>(
       [] { load_config("", {"sampler.name=identity", "data.batch_size=30"}); },
       {"data.batch_size", "multiple of sampler.num_instances"});

@@ -18,6 +18,7 @@
 #include "reid/deploy/onnx.h"
 #include "reid/deploy/trace.h"
 #include "reid/models/model.h"
+#include "reid/models/resnet.h"
 #include "reid/models/weights.h"
 #include "deploy/fixtures.h"
 #include "support.h"
@@ -95,6 +96,48 @@ TEST_P(OnnxParity, OnnxruntimeAndOpenCvMatchTheModelOnTestCrops) {
     EXPECT_LT(relative_error(opencv, expected[i]), 1e-4) << c.model << " image " << i;
   }
 #endif
+}
+
+// AGW's non-local blocks (matmul, permute, reshape) with realistic statistics: batch norms
+// that have seen data, and attention switched on (output scale 1, not the initial 0).
+TEST(OnnxNonLocal, AttentionMatchesLibReIDInOnnxruntime) {
+  if (ort_modules().empty()) GTEST_SKIP() << "onnxruntime-node is not installed (scripts/setup.sh installs it)";
+  torch::manual_seed(12);
+  auto model = std::make_shared<models::ResNetImpl>(
+      models::ResNetOptions().layers({1, 1, 2, 1}).non_local({0, 1, 1, 0}).head(
+          models::HeadOptions().pooling(models::Pooling::kGeM).neck(models::Neck::kBNNeck)));
+  const auto images = crops(3, 128, 64);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->named_parameters())
+      if (p.key().find("W.1.weight") != std::string::npos) p.value().fill_(1.0);
+    model->train();
+    for (int i = 0; i < 20; ++i) model->forward(images);
+  }
+  model->eval();
+  TempDir dir;
+  TraceOptions options;
+  options.height = 128;
+  options.width = 64;
+  const auto path = (dir / "agw.onnx").string();
+  export_onnx(trace_model(*model, options), path);
+  torch::Tensor expected;
+  {
+    torch::NoGradGuard no_grad;
+    expected = model->forward(images).feature;
+  }
+  // The attention changes the feature: the test would notice a block the export dropped.
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->named_parameters())
+      if (p.key().find("W.1.weight") != std::string::npos) p.value().zero_();
+    const auto without = model->forward(images).feature;
+    for (auto& p : model->named_parameters())
+      if (p.key().find("W.1.weight") != std::string::npos) p.value().fill_(1.0);
+    ASSERT_GT(relative_error(without, expected), 1e-3);
+  }
+  const auto ort = run_onnxruntime(dir, path, images, model->feature_dim());
+  EXPECT_LT(relative_error(ort, expected), 1e-4);
 }
 
 // Every registered network with every pooling and neck exports and runs in onnxruntime (at

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "reid/core/registry.h"
 #include "reid/data/records.h"
 
 namespace reid::data {
@@ -86,7 +87,27 @@ class IdentitySampler : public Sampler {
   std::vector<std::vector<int64_t>> by_pid_;  // record indices per identity label
 };
 
-/// Builds the sampler named by `name` (random, identity, cross_camera).
+/// What every registered sampler is built from besides the records.
+struct SamplerOptions {
+  int64_t batch_size = 64;
+  /// Images per identity K (identity samplers).
+  int64_t num_instances = 4;
+  /// Drop the last incomplete batch (random sampler).
+  bool drop_last = true;
+  uint64_t seed = 0;
+};
+
+/// Registry of training samplers by name.
+using SamplerRegistry = Registry<std::unique_ptr<Sampler>(RecordList, const SamplerOptions&)>;
+
+/// Adds the built-in samplers: random, identity, cross_camera.
+void register_builtin_samplers(SamplerRegistry& registry);
+
+/// A registry holding the built-in samplers (built once; copy it to add your own).
+const SamplerRegistry& builtin_samplers();
+
+/// Builds the sampler named by `name` from the built-in registry (random, identity,
+/// cross_camera); an unknown name throws reid::Error naming the valid ones.
 std::unique_ptr<Sampler> make_sampler(const std::string& name, RecordList records, int64_t batch_size,
                                       int64_t num_instances, bool drop_last, uint64_t seed);
 

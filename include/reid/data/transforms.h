@@ -13,6 +13,7 @@
 #include <opencv2/core.hpp>
 #include <torch/types.h>
 
+#include "reid/core/registry.h"
 #include "reid/utils/random.h"
 
 namespace reid::data {
@@ -22,6 +23,9 @@ using Rng = utils::Rng;
 
 /// Training augmentations, applied in the configured order after the resize.
 enum class Augment { kRandomFlip, kPadCrop, kColorJitter, kRandomErasing };
+
+/// The augmentations by name: random_flip, pad_crop, color_jitter, random_erasing.
+const Registry<Augment()>& augment_registry();
 
 /// Parses random_flip / pad_crop / color_jitter / random_erasing; throws reid::Error otherwise.
 Augment parse_augment(const std::string& name);

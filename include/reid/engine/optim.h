@@ -2,6 +2,7 @@
 /// @file
 /// Optimisers with parameter groups, and the learning-rate schedule.
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -9,6 +10,8 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 #include <torch/optim/optimizer.h>
+
+#include "reid/core/registry.h"
 
 namespace reid::engine {
 
@@ -38,6 +41,23 @@ struct Optimizer {
   double lr() const;
 };
 
+/// How a registered optimiser is built: the options of one parameter group (its learning rate
+/// and weight decay), and the optimiser over the groups.
+struct OptimizerKind {
+  std::function<std::unique_ptr<torch::optim::OptimizerOptions>(double lr, double weight_decay,
+                                                                 const OptimizerOptions& options)>
+      group;
+  std::function<std::unique_ptr<torch::optim::Optimizer>(std::vector<torch::optim::OptimizerParamGroup> groups,
+                                                         const OptimizerOptions& options)>
+      make;
+};
+
+/// Registry of optimisers by name (solver.optimizer).
+using OptimizerRegistry = Registry<OptimizerKind()>;
+
+/// The built-in optimisers: sgd, adam, amsgrad.
+const OptimizerRegistry& builtin_optimizers();
+
 /// Builds the optimiser over the trainable parameters of `module` (those with requires_grad at
 /// call time, plus those frozen only for freeze-then-open: pass them all; parameters that never
 /// train, like BNNeck's frozen bias, are left out by `exclude`). Parameters are grouped by
@@ -63,6 +83,13 @@ struct ScheduleOptions {
 /// the first warmup_epochs (BoT), then multistep decay (gamma per milestone passed) or cosine
 /// decay from the end of flat_epochs to max_epochs.
 double lr_factor(const ScheduleOptions& options, int epoch);
+
+/// Registry of learning-rate schedules by name (solver.scheduler): each maps (options, epoch) to
+/// the factor on the base rate before warmup.
+using SchedulerRegistry = Registry<double(const ScheduleOptions&, int)>;
+
+/// The built-in schedules: multistep, cosine, constant.
+const SchedulerRegistry& builtin_schedulers();
 
 }  // namespace reid::engine
 

@@ -10,6 +10,7 @@
 #include "reid/models/norm.h"
 #include <torch/nn/pimpl.h>
 
+#include "reid/core/registry.h"
 #include "reid/models/output.h"
 
 namespace reid::models {
@@ -22,6 +23,12 @@ enum class Neck { kNone, kBNNeck };
 enum class NeckFeat { kBefore, kAfter };
 /// Classifier kind.
 enum class ClassifierType { kLinear, kArcFace, kCosFace, kCircle, kSubcenterArcFace };
+
+/// The head's kinds by name (what config validation lists as valid).
+const Registry<Pooling()>& pooling_registry();
+const Registry<Neck()>& neck_registry();
+const Registry<NeckFeat()>& neck_feat_registry();
+const Registry<ClassifierType()>& classifier_registry();
 
 /// Parses "avg" / "max" / "gem"; throws reid::Error listing the valid names.
 Pooling parse_pooling(const std::string& name);
