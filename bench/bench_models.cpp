@@ -21,12 +21,14 @@ int main(int argc, char** argv) {
   app.add_option("--width", width);
   app.add_option("--repeats", repeats, "Timed forward passes (the median is reported)");
   app.add_option("--channels-last", channels_last, "Channels-last parameters and input (as reid-test uses)");
+  std::vector<std::string> names = reid::models::builtin_models().names();
+  app.add_option("--models", names, "Registered models to measure (default: every one)");
   CLI11_PARSE(app, argc, argv);
   reid::set_num_threads(threads);
   std::printf("%d threads, batch %d at %dx%d, %s\n", torch::get_num_threads(), batch, height, width,
               channels_last ? "channels-last" : "NCHW");
   std::printf("| model | parameters (no classifier) | mult-adds | forward, batch %d | images/s |\n|---|---|---|---|---|\n", batch);
-  for (const auto& name : reid::models::builtin_models().names()) {
+  for (const auto& name : names) {
     auto model = reid::models::builtin_models().create(
         name, reid::models::ModelOptions().head(reid::models::HeadOptions().num_classes(751)));
     const auto summary = reid::models::summarize(*model, height, width);

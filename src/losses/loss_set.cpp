@@ -12,7 +12,11 @@ LossSetImpl::LossSetImpl(const LossSetOptions& options, const LossRegistry& regi
     if (term(name)) throw Error("the loss term '" + name + "' is listed twice");
     auto built = registry.create(name, options);
     if (!built) throw Error("the loss registry's builder of '" + name + "' returned nothing");
-    terms_.emplace_back(name, register_module(name, built));
+    // Only terms with state are submodules: the loss set's module tree (what checkpoints hold
+    // under "loss") stays what it was before terms were registered objects, so older
+    // checkpoints load.
+    const bool stateful = !built->parameters().empty() || !built->buffers().empty();
+    terms_.emplace_back(name, stateful ? register_module(name, built) : built);
   }
 }
 

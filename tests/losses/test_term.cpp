@@ -113,6 +113,11 @@ TEST(LossTerms, SingleBranchListsGiveTheFieldsNumbersExactly) {
                    1.0 * batch_hard_triplet(fields.global_feat, y).loss +
                    0.0005 * set->center()->forward(fields.global_feat, y);
   EXPECT_TRUE(torch::equal(a.total, old));
+  // The module tree (what a checkpoint holds under "loss") is the one checkpoints written before
+  // terms were objects have: the center loss only, so they load.
+  std::vector<std::string> children;
+  for (const auto& child : set->named_children()) children.push_back(child.key());
+  EXPECT_EQ(children, std::vector<std::string>{"center"});
 }
 
 TEST(Wrt, GradientMatchesFiniteDifferences) {

@@ -29,8 +29,10 @@ struct LossResult {
   std::vector<std::pair<std::string, torch::Tensor>> stats;
 };
 
-/// Weighted sum of named loss terms, each a submodule registered under its name (so a term's
-/// parameters are named "<term>.<parameter>", e.g. "center.centers").
+/// Weighted sum of named loss terms. A term with parameters or buffers is a submodule registered
+/// under its name (so its parameters are named "<term>.<parameter>", e.g. "center.centers");
+/// stateless terms are not in the module tree (checkpoints written before terms were objects
+/// hold no entry for them).
 class LossSetImpl : public torch::nn::Module {
  public:
   /// Builds `options.names()` from `registry`; an unknown name throws reid::Error listing the
