@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
   app.add_option("--repeats", repeats, "Timed forward passes (the median is reported)");
   app.add_option("--channels-last", channels_last, "Channels-last parameters and input (as reid-test uses)");
   std::vector<std::string> names = reid::models::builtin_models().names();
-  app.add_option("--models", names, "Registered models to measure (default: every one)");
+  app.add_option("--models", names, "Registered models to measure (default: every one)")->delimiter(',');
   CLI11_PARSE(app, argc, argv);
   reid::set_num_threads(threads);
   std::printf("%d threads, batch %d at %dx%d, %s\n", torch::get_num_threads(), batch, height, width,

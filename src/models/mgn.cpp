@@ -6,18 +6,6 @@
 #include "reid/utils/strings.h"
 
 namespace reid::models {
-namespace {
-
-torch::nn::Sequential stage(int64_t& in_planes, int64_t planes, int64_t blocks, int64_t stride, bool ibn) {
-  torch::nn::Sequential layer;
-  for (int64_t i = 0; i < blocks; ++i) {
-    layer->push_back(Bottleneck(in_planes, planes, i == 0 ? stride : 1, ibn));
-    in_planes = planes * BottleneckImpl::kExpansion;
-  }
-  return layer;
-}
-
-}  // namespace
 
 std::vector<std::pair<int64_t, int64_t>> stripe_rows(int64_t rows, int64_t parts) {
   TORCH_CHECK(parts >= 1 && rows >= parts, "MGN: a map of ", rows, " rows cannot be cut into ", parts,
@@ -37,32 +25,21 @@ MGNImpl::MGNImpl(const MGNOptions& o, const std::string& name) : ReidModelImpl(n
   bn1_ = register_module("bn1", BatchNorm2d(64));
   maxpool_ = register_module("maxpool", torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(3).stride(2).padding(1)));
   int64_t in_planes = 64;
-  layer1_ = register_module("layer1", stage(in_planes, 64, l[0], 1, o.ibn()));
-  layer2_ = register_module("layer2", stage(in_planes, 128, l[1], 2, o.ibn()));
-  layer3_ = register_module("layer3", stage(in_planes, 256, 1, 2, o.ibn()));  // block 0 only
+  layer1_ = register_module("layer1", resnet_stage(in_planes, 64, l[0], 1, o.ibn()));
+  layer2_ = register_module("layer2", resnet_stage(in_planes, 128, l[1], 2, o.ibn()));
+  layer3_ = register_module("layer3", resnet_stage(in_planes, 256, 1, 2, o.ibn()));  // block 0 only
   const int64_t trunk_planes = in_planes;
   // Branch 1 is global (layer4 stride 2); then one branch per entry of parts (stride 1).
   const std::size_t branches = 1 + o.parts().size();
   for (std::size_t b = 0; b < branches; ++b) {
     int64_t planes = trunk_planes;
-    auto rest3 = stage(planes, 256, l[2] - 1, 1, o.ibn());
-    auto l4 = stage(planes, 512, l[3], b == 0 ? 2 : 1, false);
+    auto rest3 = resnet_stage(planes, 256, l[2] - 1, 1, o.ibn());
+    auto l4 = resnet_stage(planes, 512, l[3], b == 0 ? 2 : 1, false);
     register_module("b" + std::to_string(b + 1), torch::nn::ModuleList(rest3, l4));
     branches_.emplace_back(rest3, l4);
   }
   const int64_t width = 512 * BottleneckImpl::kExpansion;
-  {
-    // torchvision's initialisation of the ResNet part.
-    torch::NoGradGuard no_grad;
-    for (auto& module : modules(/*include_self=*/false)) {
-      if (auto* c = module->as<torch::nn::Conv2d>())
-        torch::nn::init::kaiming_normal_(c->weight, 0.0, torch::kFanOut, torch::kReLU);
-      else if (auto* bn = module->as<BatchNorm2d>()) {
-        bn->weight.fill_(1.0);
-        bn->bias.zero_();
-      }
-    }
-  }
+  init_resnet_weights(*this);  // the ResNet part
   pool_ = register_module("global_pool", GlobalPooling(o.head().pooling(), o.head().gem_p()));
 
   names_.push_back("global");

@@ -73,6 +73,27 @@ torch::Tensor NonLocalImpl::forward(const torch::Tensor& x) {
   return x + w_->forward(y);
 }
 
+torch::nn::Sequential resnet_stage(int64_t& in_planes, int64_t planes, int64_t blocks, int64_t stride, bool ibn) {
+  torch::nn::Sequential layer;
+  for (int64_t i = 0; i < blocks; ++i) {
+    layer->push_back(Bottleneck(in_planes, planes, i == 0 ? stride : 1, ibn));
+    in_planes = planes * BottleneckImpl::kExpansion;
+  }
+  return layer;
+}
+
+void init_resnet_weights(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& m : module.modules(/*include_self=*/false)) {
+    if (auto* c = m->as<torch::nn::Conv2d>())
+      torch::nn::init::kaiming_normal_(c->weight, 0.0, torch::kFanOut, torch::kReLU);
+    else if (auto* b = m->as<BatchNorm2d>()) {
+      b->weight.fill_(1.0);
+      b->bias.zero_();
+    }
+  }
+}
+
 ResNetOptions resnet50_options(bool ibn, const ModelOptions& model, bool non_local) {
   auto o = ResNetOptions().last_stride(model.last_stride()).ibn(ibn).head(model.head());
   if (non_local) o.non_local({0, 2, 3, 0});
@@ -89,30 +110,11 @@ ResNetImpl::ResNetImpl(const ResNetOptions& o, const std::string& name)
   maxpool_ = register_module("maxpool",
                              torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(3).stride(2).padding(1)));
   int64_t in_planes = 64;
-  auto make_layer = [&](int64_t planes, int64_t blocks, int64_t stride, bool ibn) {
-    torch::nn::Sequential layer;
-    for (int64_t i = 0; i < blocks; ++i) {
-      layer->push_back(Bottleneck(in_planes, planes, i == 0 ? stride : 1, ibn));
-      in_planes = planes * BottleneckImpl::kExpansion;
-    }
-    return layer;
-  };
-  layer1_ = register_module("layer1", make_layer(64, o.layers()[0], 1, o.ibn()));
-  layer2_ = register_module("layer2", make_layer(128, o.layers()[1], 2, o.ibn()));
-  layer3_ = register_module("layer3", make_layer(256, o.layers()[2], 2, o.ibn()));
-  layer4_ = register_module("layer4", make_layer(512, o.layers()[3], o.last_stride(), false));
-  {
-    // torchvision's initialisation.
-    torch::NoGradGuard no_grad;
-    for (auto& module : modules(/*include_self=*/false)) {
-      if (auto* c = module->as<torch::nn::Conv2d>())
-        torch::nn::init::kaiming_normal_(c->weight, 0.0, torch::kFanOut, torch::kReLU);
-      else if (auto* b = module->as<BatchNorm2d>()) {
-        b->weight.fill_(1.0);
-        b->bias.zero_();
-      }
-    }
-  }
+  layer1_ = register_module("layer1", resnet_stage(in_planes, 64, o.layers()[0], 1, o.ibn()));
+  layer2_ = register_module("layer2", resnet_stage(in_planes, 128, o.layers()[1], 2, o.ibn()));
+  layer3_ = register_module("layer3", resnet_stage(in_planes, 256, o.layers()[2], 2, o.ibn()));
+  layer4_ = register_module("layer4", resnet_stage(in_planes, 512, o.layers()[3], o.last_stride(), false));
+  init_resnet_weights(*this);
   // After the initialisation above: a non-local block's last batch norm starts at zero.
   TORCH_CHECK(o.non_local().size() == 4, "ResNet needs 4 non-local counts");
   non_local_.resize(4);

@@ -65,6 +65,14 @@ class NonLocalImpl : public torch::nn::Module {
 };
 TORCH_MODULE(NonLocal);
 
+/// A ResNet stage: `blocks` bottlenecks of width `planes` (x4 out), the first with `stride`;
+/// `in_planes` is the input width and is updated to the output width.
+torch::nn::Sequential resnet_stage(int64_t& in_planes, int64_t planes, int64_t blocks, int64_t stride, bool ibn);
+
+/// torchvision's ResNet initialisation of every convolution (Kaiming normal, fan-out) and batch
+/// norm (weight 1, bias 0) under `module`.
+void init_resnet_weights(torch::nn::Module& module);
+
 /// Options of the ResNet network.
 struct ResNetOptions {
   /// Bottleneck blocks per stage (ResNet-50: 3, 4, 6, 3).
