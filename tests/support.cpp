@@ -7,6 +7,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "reid/data/synthetic.h"
+#include "reid/models/weights.h"
 
 #include <atomic>
 #include <fstream>
@@ -121,6 +122,15 @@ data::RecordList synthetic_records(int64_t first_pid, int64_t ids, int64_t cams)
     for (int64_t cam = 0; cam < cams; ++cam)
       records.push_back({data::synthetic_path({0, 64, 32, pid, cam, 0}), pid, cam});
   return data::make_record_list(records);
+}
+
+void expect_same_weights(const std::string& a, const std::string& b) {
+  const auto x = models::read_state_dict(a), y = models::read_state_dict(b);
+  ASSERT_EQ(x.size(), y.size());
+  for (const auto& entry : x) {
+    ASSERT_TRUE(y.count(entry.first)) << entry.first;
+    EXPECT_TRUE(torch::equal(entry.second, y.at(entry.first))) << entry.first << " differs";
+  }
 }
 
 }  // namespace reid::test

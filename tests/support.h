@@ -57,6 +57,9 @@ int wait_exit(int pid);
 /// The repository root (for configs/ and docs/).
 fs::path source_dir();
 
+/// Expects the weight files `a` and `b` (state dicts) to hold the same tensors, bit for bit.
+void expect_same_weights(const std::string& a, const std::string& b);
+
 /// Path of a built executable, e.g. tool("reid-train").
 std::string tool(const std::string& name);
 

@@ -5,6 +5,23 @@
 #include <torch/torch.h>
 
 namespace reid::losses {
+namespace {
+
+void check_batch(const torch::Tensor& features, const torch::Tensor& targets) {
+  TORCH_CHECK(features.dim() == 2, "features must be [N, D] (got ", features.sizes(), ")");
+  TORCH_CHECK(targets.dim() == 1 && targets.size(0) == features.size(0),
+              "targets must be [N] with N = ", features.size(0), " (got ", targets.sizes(), ")");
+}
+
+// [N, N] masks of each anchor's positives (same identity, itself excluded) and negatives.
+std::pair<torch::Tensor, torch::Tensor> pair_masks(const torch::Tensor& targets, const torch::Device& device) {
+  const auto labels = targets.to(device).view({-1});
+  const auto same = labels.view({-1, 1}).eq(labels.view({1, -1}));
+  const auto eye = torch::eye(labels.size(0), torch::TensorOptions().dtype(torch::kBool).device(device));
+  return {same.logical_and(eye.logical_not()), same.logical_not()};
+}
+
+}  // namespace
 
 torch::Tensor pairwise_distance(const torch::Tensor& a, const torch::Tensor& b, Distance metric) {
   const auto d = eval::distance_matrix(a, b, metric);
@@ -13,20 +30,13 @@ torch::Tensor pairwise_distance(const torch::Tensor& a, const torch::Tensor& b, 
 
 TripletResult batch_hard_triplet(const torch::Tensor& features, const torch::Tensor& targets,
                                  const TripletOptions& options) {
-  TORCH_CHECK(features.dim() == 2, "features must be [N, D] (got ", features.sizes(), ")");
-  TORCH_CHECK(targets.dim() == 1 && targets.size(0) == features.size(0),
-              "targets must be [N] with N = ", features.size(0), " (got ", targets.sizes(), ")");
+  check_batch(features, targets);
   TORCH_CHECK(options.margin() >= 0.0, "triplet margin must be >= 0 (got ", options.margin(), ")");
   auto x = features;
   if (options.normalize())
     x = torch::nn::functional::normalize(x, torch::nn::functional::NormalizeFuncOptions().dim(1).eps(1e-12));
   const auto dist = pairwise_distance(x, x, options.metric());
-  const int64_t n = x.size(0);
-  const auto labels = targets.to(x.device()).view({-1});
-  const auto same = labels.view({-1, 1}).eq(labels.view({1, -1}));
-  const auto eye = torch::eye(n, torch::TensorOptions().dtype(torch::kBool).device(x.device()));
-  const auto positive = same.logical_and(eye.logical_not());
-  const auto negative = same.logical_not();
+  const auto [positive, negative] = pair_masks(targets, x.device());
 
   const double inf = std::numeric_limits<double>::infinity();
   // Hardest positive: largest distance among positives; hardest negative: smallest among negatives.
@@ -53,17 +63,10 @@ TripletResult batch_hard_triplet(const torch::Tensor& features, const torch::Ten
 
 WrtResult weighted_regularized_triplet(const torch::Tensor& features, const torch::Tensor& targets,
                                        const WrtOptions& options) {
-  TORCH_CHECK(features.dim() == 2, "features must be [N, D] (got ", features.sizes(), ")");
-  TORCH_CHECK(targets.dim() == 1 && targets.size(0) == features.size(0),
-              "targets must be [N] with N = ", features.size(0), " (got ", targets.sizes(), ")");
+  check_batch(features, targets);
   const auto x = options.normalize() ? eval::l2_normalize(features) : features;
   const auto dist = pairwise_distance(x, x, options.metric());
-  const int64_t n = x.size(0);
-  const auto labels = targets.to(x.device()).view({-1});
-  const auto same = labels.view({-1, 1}).eq(labels.view({1, -1}));
-  const auto eye = torch::eye(n, torch::TensorOptions().dtype(torch::kBool).device(x.device()));
-  const auto positive = same.logical_and(eye.logical_not());
-  const auto negative = same.logical_not();
+  const auto [positive, negative] = pair_masks(targets, x.device());
   const double inf = std::numeric_limits<double>::infinity();
 
   // Softmax of `score` over the entries of `mask` in each row (0 elsewhere, and in rows without

@@ -51,15 +51,6 @@ test: {batch_size: 16, metric: cosine}
   return config::load_config(path.string(), all);
 }
 
-void expect_same_weights(const std::string& a, const std::string& b) {
-  const auto x = models::read_state_dict(a), y = models::read_state_dict(b);
-  ASSERT_EQ(x.size(), y.size());
-  for (const auto& entry : x) {
-    ASSERT_TRUE(y.count(entry.first)) << entry.first;
-    EXPECT_TRUE(torch::equal(entry.second, y.at(entry.first))) << entry.first << " differs";
-  }
-}
-
 TEST(MultiBranch, MgnTrainsWithItsLossSetAndResumesBitIdentically) {
   test::TempDir dir;
   const std::vector<std::string> mgn = {"model.name=mgn_tiny", "model.pooling=max", "loss.names=[ce, triplet, center]"};
@@ -89,7 +80,7 @@ TEST(MultiBranch, MgnTrainsWithItsLossSetAndResumesBitIdentically) {
   setup.resume = true;
   const auto resumed = train(tiny_config(dir, "resumed", mgn), setup);
   EXPECT_FALSE(resumed.interrupted);
-  expect_same_weights((dir / "reference/model_final.pt").string(), (dir / "resumed/model_final.pt").string());
+  test::expect_same_weights((dir / "reference/model_final.pt").string(), (dir / "resumed/model_final.pt").string());
 
   // Test and extract run on the multi-branch model: 2048-d features.
   auto config = tiny_config(dir, "reference", mgn);

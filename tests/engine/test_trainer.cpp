@@ -54,15 +54,6 @@ Config load(const std::string& path, const std::vector<std::string>& overrides =
   return config::load_config(path, overrides);
 }
 
-void expect_same_weights(const std::string& a, const std::string& b) {
-  const auto x = models::read_state_dict(a), y = models::read_state_dict(b);
-  ASSERT_EQ(x.size(), y.size());
-  for (const auto& entry : x) {
-    ASSERT_TRUE(y.count(entry.first)) << entry.first;
-    EXPECT_TRUE(torch::equal(entry.second, y.at(entry.first))) << entry.first << " differs";
-  }
-}
-
 TEST(Trainer, WritesEverythingARunNeeds) {
   test::TempDir dir;
   const Config config = load(write_config(dir));
@@ -178,7 +169,7 @@ TEST(Trainer, ResumeAfterKillGivesTheUninterruptedWeights) {
   EXPECT_EQ(test::wait_exit(pid), 128 + SIGKILL);
   ASSERT_FALSE(fs::exists(fs::path(killed) / "model_final.pt")) << "killed before the end";
   ASSERT_EQ(test::wait_exit(test::spawn(run(killed, true), dir / "resumed.log")), 0) << test::read_file(dir / "resumed.log");
-  expect_same_weights(reference + "/model_final.pt", killed + "/model_final.pt");
+  test::expect_same_weights(reference + "/model_final.pt", killed + "/model_final.pt");
   EXPECT_NE(test::read_file(dir / "resumed.log").find("resumed from"), std::string::npos);
 }
 
@@ -200,7 +191,7 @@ TEST(Trainer, SigintMidEpochCheckpointsAndResumesExactly) {
   EXPECT_NE(test::read_file(dir / "b.log").find("interrupted at epoch"), std::string::npos);
   ASSERT_EQ(test::wait_exit(test::spawn({test::tool("reid-train"), "-c", path, "-o", stopped, "--resume"}, dir / "c.log")), 0)
       << test::read_file(dir / "c.log");
-  expect_same_weights(reference + "/model_final.pt", stopped + "/model_final.pt");
+  test::expect_same_weights(reference + "/model_final.pt", stopped + "/model_final.pt");
 }
 
 TEST(Checkpoint, RoundTripsTheStateAndTheRunTotals) {
