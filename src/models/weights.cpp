@@ -5,6 +5,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/pickler.h>
 #include <torch/serialize.h>
 #include <torch/torch.h>
 
@@ -73,10 +75,34 @@ StateDict read_state_dict(const std::string& path) {
 }
 
 void write_state_dict(const StateDict& state, const std::string& path) {
-  c10::Dict<std::string, torch::Tensor> dict;
+  // torch.save's layout (a zip of data.pkl and one record per storage) holding a plain dict of
+  // tensors. torch::pickle_save would tag the dict with TorchScript's type (a
+  // torch.jit._pickle.restore_type_tag global), which Python's torch.load refuses under its default
+  // weights_only=True since PyTorch 2.6; untagged, the file is what model.state_dict() saves as.
+  c10::impl::GenericDict dict(c10::StringType::get(), c10::TensorType::get());
   for (const auto& entry : state) dict.insert(entry.first, entry.second.detach().cpu().contiguous());
-  const std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
-  utils::write_file_atomically(path, std::string_view(bytes.data(), bytes.size()), "the weights");
+  std::vector<char> pickle;
+  torch::jit::Pickler pickler([&](const char* data, std::size_t size) { pickle.insert(pickle.end(), data, data + size); },
+                              /*tensor_table=*/nullptr, /*type_renamer=*/nullptr, /*memoized_class_types=*/nullptr,
+                              /*get_tensor_id=*/nullptr, /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(dict);
+  pickler.stop();
+  std::string archive;
+  {
+    caffe2::serialize::PyTorchStreamWriter zip([&](const void* data, std::size_t size) {
+      archive.append(static_cast<const char*>(data), size);
+      return size;
+    });
+    zip.writeRecord("data.pkl", pickle.data(), pickle.size());
+    const auto& storages = pickler.tensorData();
+    for (std::size_t i = 0; i < storages.size(); ++i) {
+      const auto bytes = torch::jit::getWriteableTensorData(storages[i]);
+      zip.writeRecord("data/" + std::to_string(i), bytes.data(), bytes.sizeInBytes());
+    }
+    zip.writeEndOfFile();
+  }
+  utils::write_file_atomically(path, archive, "the weights");
 }
 
 std::string LoadReport::summary() const {
