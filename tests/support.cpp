@@ -111,6 +111,8 @@ fs::path source_dir() { return REID_SOURCE_DIR; }
 
 std::string tool(const std::string& name) { return std::string(REID_BINARY_DIR) + "/bin/" + name; }
 
+std::string python() { return REID_PYTHON; }
+
 std::string data_root() {
   const char* root = std::getenv("REID_DATA_ROOT");
   return root ? std::string(root) : std::string();

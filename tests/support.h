@@ -63,6 +63,21 @@ void expect_same_weights(const std::string& a, const std::string& b);
 /// Path of a built executable, e.g. tool("reid-train").
 std::string tool(const std::string& name);
 
+/// The Python that runs the interop and parity checks (torch, torchvision and onnxruntime: the
+/// environment scripts/setup.sh makes), as configured; empty when none was found.
+std::string python();
+
+/// The interop and ONNX parity tests fail, rather than skip, without python() unless
+/// REID_SKIP_PYTHON_TESTS is set (scripts/gpu_build.sh sets it on a machine without them).
+#define REID_REQUIRE_PYTHON()                                                                  \
+  do {                                                                                         \
+    if (::reid::test::python().empty()) {                                                      \
+      if (std::getenv("REID_SKIP_PYTHON_TESTS")) GTEST_SKIP() << "REID_SKIP_PYTHON_TESTS set"; \
+      FAIL() << "no Python with torch, torchvision and onnxruntime was found at configure "    \
+                "time; run scripts/setup.sh (or set REID_SKIP_PYTHON_TESTS=1)";                \
+    }                                                                                          \
+  } while (0)
+
 /// Largest absolute difference between autograd's gradient of the scalar function `f` at `x`
 /// and central finite differences (step `h`), computed in double precision.
 double gradient_error(const std::function<torch::Tensor(const torch::Tensor&)>& f,

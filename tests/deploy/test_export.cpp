@@ -1,6 +1,6 @@
-// Tracing, batch-norm folding, TorchScript and ONNX export. The ONNX files are run by a real
-// runtime: onnxruntime's CPU build (npm package onnxruntime-node, installed by scripts/setup.sh)
-// and OpenCV's DNN module.
+// Tracing, batch-norm folding, TorchScript and ONNX export. The ONNX files are run by real
+// runtimes: onnxruntime's CPU build (PyPI's onnxruntime in the environment scripts/setup.sh
+// makes, through scripts/ort_run.py) and OpenCV's DNN module.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -29,22 +29,15 @@ namespace {
 using test::TempDir;
 using namespace test_fixtures;
 
-// onnxruntime-node as scripts/setup.sh installs it (build/onnxruntime/node_modules).
-std::string ort_modules() {
-  const auto dir = test::fs::path(REID_BINARY_DIR) / "onnxruntime" / "node_modules";
-  return test::fs::exists(dir / "onnxruntime-node") ? dir.string() : std::string();
-}
-
 // Features of `images` computed by onnxruntime from the ONNX file.
 torch::Tensor run_onnxruntime(const TempDir& dir, const std::string& model, const torch::Tensor& images,
                               int64_t feature_dim) {
   write_raw((dir / "in.f32").string(), images);
   std::string shape;
   for (const auto s : images.sizes()) shape += (shape.empty() ? "" : ",") + std::to_string(s);
-  const auto result = test::run_command("NODE_PATH=" + ort_modules() + " node " +
-                                        (test::source_dir() / "scripts" / "ort_run.js").string() + " --model " +
-                                        model + " --input " + (dir / "in.f32").string() + " --shape " + shape +
-                                        " --output " + (dir / "out.f32").string() + " --threads 2");
+  const auto result = test::run_command(test::python() + " " + (test::source_dir() / "scripts" / "ort_run.py").string() +
+                                        " --model " + model + " --input " + (dir / "in.f32").string() + " --shape " +
+                                        shape + " --output " + (dir / "out.f32").string() + " --threads 2");
   EXPECT_EQ(result.exit_code, 0) << result.err;
   return read_raw((dir / "out.f32").string(), {images.size(0), feature_dim});
 }
@@ -60,9 +53,7 @@ void PrintTo(const Case& c, std::ostream* os) { *os << c.model; }
 class OnnxParity : public ::testing::TestWithParam<Case> {};
 
 TEST_P(OnnxParity, OnnxruntimeAndOpenCvMatchTheModelOnTestCrops) {
-  if (ort_modules().empty())
-    GTEST_SKIP() << "onnxruntime-node is not installed in " << REID_BINARY_DIR
-                 << "/onnxruntime (scripts/setup.sh installs it; needs npm)";
+  REID_REQUIRE_PYTHON();
   const auto& c = GetParam();
   auto model = random_model(c.model, c.neck, c.pooling);
   const auto images = crops(6);
@@ -101,7 +92,7 @@ TEST_P(OnnxParity, OnnxruntimeAndOpenCvMatchTheModelOnTestCrops) {
 // AGW's non-local blocks (matmul, permute, reshape) with realistic statistics: batch norms
 // that have seen data, and attention switched on (output scale 1, not the initial 0).
 TEST(OnnxNonLocal, AttentionMatchesLibReIDInOnnxruntime) {
-  if (ort_modules().empty()) GTEST_SKIP() << "onnxruntime-node is not installed (scripts/setup.sh installs it)";
+  REID_REQUIRE_PYTHON();
   torch::manual_seed(12);
   auto model = std::make_shared<models::ResNetImpl>(
       models::ResNetOptions().layers({1, 1, 2, 1}).non_local({0, 1, 1, 0}).head(
@@ -143,7 +134,7 @@ TEST(OnnxNonLocal, AttentionMatchesLibReIDInOnnxruntime) {
 // Every registered network with every pooling and neck exports and runs in onnxruntime (at
 // 128x64 to keep it quick): nothing in the exporter is written per architecture.
 TEST(OnnxRegistry, EveryRegisteredModelAndHeadRunsInOnnxruntime) {
-  if (ort_modules().empty()) GTEST_SKIP() << "onnxruntime-node is not installed (scripts/setup.sh installs it)";
+  REID_REQUIRE_PYTHON();
   const auto images = crops(2, 128, 64);
   TempDir dir;
   for (const auto& name : models::builtin_models().names()) {

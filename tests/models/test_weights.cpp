@@ -15,22 +15,6 @@
 namespace reid::models {
 namespace {
 
-std::string python() {
-  const std::string configured = REID_PYTHON;
-  return configured;
-}
-
-// The interop tests need Debian's python3-torch and python3-torchvision (scripts/setup.sh
-// installs them). They fail, rather than skip, without them unless REID_SKIP_PYTHON_TESTS is set.
-#define REID_REQUIRE_PYTHON()                                                                  \
-  do {                                                                                         \
-    if (python().empty()) {                                                                    \
-      if (std::getenv("REID_SKIP_PYTHON_TESTS")) GTEST_SKIP() << "REID_SKIP_PYTHON_TESTS set"; \
-      FAIL() << "no python3 with torch and torchvision was found at configure time; run "      \
-                "scripts/setup.sh (or set REID_SKIP_PYTHON_TESTS=1)";                          \
-    }                                                                                          \
-  } while (0)
-
 std::string interop_script() {
   return (test::source_dir() / "tests/python/torchvision_interop.py").string();
 }
@@ -43,7 +27,7 @@ ReidModel resnet50(int64_t num_classes) {
 TEST(WeightInterop, TorchvisionResNet50LoadsIntoLibReID) {
   REID_REQUIRE_PYTHON();
   test::TempDir dir;
-  const auto r = test::run_command(python() + " " + interop_script() + " export " + dir.path().string());
+  const auto r = test::run_command(test::python() + " " + interop_script() + " export " + dir.path().string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
 
   auto model = resnet50(0);
@@ -89,7 +73,7 @@ TEST(WeightInterop, LibReIDWeightsLoadIntoTorchvision) {
     map = model->featuremaps(x);
   }
   write_state_dict({{"input", x}, {"featuremap", map}}, (dir / "libreid_io.pt").string());
-  const auto r = test::run_command(python() + " " + interop_script() + " import " + dir.path().string());
+  const auto r = test::run_command(test::python() + " " + interop_script() + " import " + dir.path().string());
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("missing: fc.bias,fc.weight\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("unexpected: classifier.bias,classifier.weight\n"), std::string::npos) << r.out;
@@ -98,7 +82,7 @@ TEST(WeightInterop, LibReIDWeightsLoadIntoTorchvision) {
 TEST(WeightInterop, TorchreidStyleCheckpointFromPython) {
   REID_REQUIRE_PYTHON();
   test::TempDir dir;
-  const auto r = test::run_command(python() + " " + interop_script() + " checkpoint " + dir.path().string());
+  const auto r = test::run_command(test::python() + " " + interop_script() + " checkpoint " + dir.path().string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto state = read_state_dict((dir / "checkpoint.pth").string());
   std::vector<std::string> names;
