@@ -27,7 +27,7 @@ endfunction()
 function(reid_target_pch target)
   if(REID_USE_PCH)
     target_precompile_headers(${target} PRIVATE
-      <torch/torch.h> <opencv2/core.hpp> <spdlog/spdlog.h>
+      <torch/torch.h> <opencv2/core.hpp> <fmt/format.h>
       <vector> <string> <memory> <functional> <unordered_map> <map>)
   endif()
 endfunction()

@@ -3,6 +3,12 @@
 set(prefix ${REID_BINARY_DIR}/consumer-test/install)
 set(build ${REID_BINARY_DIR}/consumer-test/build)
 file(REMOVE_RECURSE ${prefix})
+# Each consumer is configured with this initial cache: the installed package first, then where
+# LibReID's own build found its dependencies.
+string(REPLACE "|" ";" dependency_prefixes "${REID_PREFIX_PATH}")
+set(init ${REID_BINARY_DIR}/consumer-test/init.cmake)
+file(WRITE ${init} "set(CMAKE_PREFIX_PATH \"${prefix};${dependency_prefixes}\" CACHE STRING \"\")\n"
+                   "set(CMAKE_BUILD_TYPE Release CACHE STRING \"\")\n")
 
 function(run)
   execute_process(COMMAND ${ARGV} RESULT_VARIABLE status)
@@ -13,14 +19,14 @@ endfunction()
 
 run(${CMAKE_COMMAND} --install ${REID_BINARY_DIR} --prefix ${prefix})
 run(${CMAKE_COMMAND} -S ${REID_SOURCE_DIR}/examples/consumer -B ${build}
-    "-DCMAKE_PREFIX_PATH=${prefix};${REID_PREFIX_PATH}" -DCMAKE_BUILD_TYPE=Release)
+    -C ${init})
 run(${CMAKE_COMMAND} --build ${build})
 run(${build}/reid_consumer)
 
 # A backbone registered from outside the library, trained through engine::train.
 set(custom ${REID_BINARY_DIR}/consumer-test/custom_model)
 run(${CMAKE_COMMAND} -S ${REID_SOURCE_DIR}/examples/custom_model -B ${custom}
-    "-DCMAKE_PREFIX_PATH=${prefix};${REID_PREFIX_PATH}" -DCMAKE_BUILD_TYPE=Release)
+    -C ${init})
 run(${CMAKE_COMMAND} --build ${custom})
 file(REMOVE_RECURSE ${custom}/run)
 run(${custom}/custom_model ${custom}/run 2)
@@ -31,7 +37,7 @@ endif()
 # A loss term registered from outside the library, trained with through engine::train.
 set(custom_loss ${REID_BINARY_DIR}/consumer-test/custom_loss)
 run(${CMAKE_COMMAND} -S ${REID_SOURCE_DIR}/examples/custom_loss -B ${custom_loss}
-    "-DCMAKE_PREFIX_PATH=${prefix};${REID_PREFIX_PATH}" -DCMAKE_BUILD_TYPE=Release)
+    -C ${init})
 run(${CMAKE_COMMAND} --build ${custom_loss})
 file(REMOVE_RECURSE ${custom_loss}/run)
 run(${custom_loss}/custom_loss ${custom_loss}/run 1)
@@ -44,7 +50,7 @@ endif()
 # trained for one quickstart epoch, and the frame-to-frame similarity the example prints.
 set(tracker ${REID_BINARY_DIR}/consumer-test/tracker)
 run(${CMAKE_COMMAND} -S ${REID_SOURCE_DIR}/examples/tracker -B ${tracker}
-    "-DCMAKE_PREFIX_PATH=${prefix};${REID_PREFIX_PATH}" -DCMAKE_BUILD_TYPE=Release)
+    -C ${init})
 run(${CMAKE_COMMAND} --build ${tracker})
 file(REMOVE_RECURSE ${tracker}/sequence ${tracker}/run)
 run(${tracker}/tracker --render ${tracker}/sequence 6 4)

@@ -72,8 +72,8 @@ bool prepare_run(const Config& config, const CommonOptions& options, const std::
   if (rank > 0) {
     // Only rank 0 writes files; the others report problems on the console.
     setup_logging("", options.verbose);
-    logger().set_pattern("[%H:%M:%S] [rank " + std::to_string(rank) + "] %^%l%$ %v");
-    if (!options.verbose) logger().set_level(spdlog::level::warn);
+    logger().set_console_prefix("[rank " + std::to_string(rank) + "] ");
+    if (!options.verbose) logger().set_level(LogLevel::kWarn);
     set_num_threads(config.threads);
     seed_everything(static_cast<std::uint64_t>(config.seed));
     return false;
@@ -91,9 +91,6 @@ bool prepare_run(const Config& config, const CommonOptions& options, const std::
     if (end == std::string::npos) break;
     start = end + 1;
   }
-  if (blas_backend() == "reference")
-    logger().warn("LibTorch runs on the reference BLAS: matrix products are ~25x slower; install "
-                  "libopenblas0-openmp");
   logger().info("output directory: {}", config.output_dir);
   return false;
 }

@@ -60,9 +60,6 @@ int main(int argc, char** argv) {
         throw reid::ConfigError("--nproc-per-node", "this process already belongs to a " +
                                                         std::to_string(job->world_size) +
                                                         "-process job (WORLD_SIZE is set): start it without --nproc-per-node");
-      if (!reid::engine::distributed_available())
-        throw reid::ConfigError("--nproc-per-node", "this build of LibReID has no c10d backend (install libgloo-dev "
-                                                    "and rebuild)");
       reid::engine::check_batch_split(config, nproc);
       return reid::engine::launch_local_processes(nproc, rank_command_line(argc, argv),
                                                   std::chrono::seconds(config.distributed.timeout));

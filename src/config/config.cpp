@@ -214,7 +214,7 @@ void Config::validate() const {
   validate_loss(loss, sampler);
   validate_solver(solver);
   validate_test(test);
-  require_choice("distributed.backend", distributed.backend, {"auto", "gloo", "nccl"});
+  require_choice("distributed.backend", distributed.backend, {"auto", "tcp", "nccl"});
   require_at_least("distributed.timeout", distributed.timeout, 1);
   require_positive("distributed.bucket_mb", distributed.bucket_mb);
   require(!output_dir.empty(), "output_dir", "must not be empty");

@@ -2,13 +2,13 @@
 
 #include <sched.h>
 
-#include <fstream>
 #include <sstream>
 #include <thread>
 
 #include <opencv2/core.hpp>
 #include <torch/torch.h>
 #include <torch/version.h>
+#include <ATen/Version.h>
 
 #include "reid/core/error.h"
 #include "reid/core/version.h"
@@ -64,16 +64,13 @@ torch::Device parse_device(const std::string& spec) {
 }
 
 std::string blas_backend() {
-  std::ifstream maps("/proc/self/maps");
-  std::string line;
-  bool reference = false;
-  while (std::getline(maps, line)) {
-    if (line.find("openblas") != std::string::npos) return "openblas";
-    if (line.find("libmkl") != std::string::npos) return "mkl";
-    if (line.find("blis") != std::string::npos) return "blis";
-    if (line.find("/blas/libblas") != std::string::npos) reference = true;
-  }
-  return reference ? "reference" : "unknown";
+  // LibTorch's wheels link MKL statically, so the loaded libraries cannot tell: ask the build.
+  const std::string config = at::show_config();
+  const std::string key = "BLAS_INFO=";
+  const auto at = config.find(key);
+  if (at == std::string::npos) return "unknown";
+  const auto begin = at + key.size();
+  return config.substr(begin, config.find_first_of(", \n", begin) - begin);
 }
 
 std::string environment_report() {
@@ -82,7 +79,7 @@ std::string environment_report() {
       << CV_VERSION << "\n";
   out << "cores available: " << available_cores()
       << ", intra-op threads: " << torch::get_num_threads() << ", BLAS: " << blas_backend()
-      << "\n";
+      << ", CPU kernels: " << at::get_cpu_capability() << "\n";
   out << "CUDA: ";
   if (torch::cuda::is_available())
     out << torch::cuda::device_count() << " device(s)";

@@ -16,19 +16,15 @@
 #include <thread>
 
 #include <torch/torch.h>
-#include <torch/version.h>
 
 #include "reid/core/logging.h"
+#include "reid/engine/tcp_backend.h"
 #include "reid/utils/strings.h"
 
-#if REID_HAVE_C10D
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#if REID_HAVE_GLOO
-#ifndef USE_C10D_GLOO
-#define USE_C10D_GLOO 1
-#endif
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#if REID_HAVE_CUDA
+#include <c10/cuda/CUDAFunctions.h>
 #endif
 #if REID_HAVE_NCCL
 #ifndef USE_C10D_NCCL
@@ -36,22 +32,11 @@
 #endif
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
-#endif
 
 namespace reid::engine {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-#if REID_HAVE_C10D
-// LibTorch 2.0 split ProcessGroup into a dispatching front and per-backend `Backend`s; the
-// backends (ProcessGroupGloo/NCCL) keep the collective methods we call.
-#if TORCH_VERSION_MAJOR >= 2
-using BackendBase = c10d::Backend;
-#else
-using BackendBase = c10d::ProcessGroup;
-#endif
-#endif
 
 std::string env(const char* name) {
   const char* value = std::getenv(name);
@@ -77,16 +62,8 @@ bool loopback(const std::string& host) {
 std::string heartbeat_key(int rank) { return "reid/heartbeat/" + std::to_string(rank); }
 std::string failure_key(int rank) { return "reid/failed/" + std::to_string(rank); }
 
-// One line of a (possibly multi-line) LibTorch / Gloo message.
-std::string first_line(const std::string& text) {
-  std::string line = text.substr(0, text.find('\n'));
-  // Gloo prefixes the source location: "[../gloo/transport/tcp/pair.cc:598] Connection closed".
-  if (!line.empty() && line.front() == '[') {
-    const auto close = line.find("] ");
-    if (close != std::string::npos) line = line.substr(close + 2);
-  }
-  return line;
-}
+// One line of a (possibly multi-line) LibTorch message.
+std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
 std::string describe(const std::exception& error) {
   if (const auto* torch_error = dynamic_cast<const c10::Error*>(&error))
@@ -116,24 +93,14 @@ std::optional<DistributedOptions> distributed_options_from_environment() {
   return o;
 }
 
-bool distributed_available() {
-#if REID_HAVE_C10D && (REID_HAVE_GLOO || REID_HAVE_NCCL)
-  return true;
-#else
-  return false;
-#endif
-}
-
 // ---- Distributed --------------------------------------------------------------------------------
 
 struct Distributed::Impl {
-#if REID_HAVE_C10D
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<BackendBase> group;
+  c10::intrusive_ptr<c10d::Backend> group;
   // A second connection for the heartbeat thread and failure reports, so that they never wait
   // behind the process group's own store traffic.
   c10::intrusive_ptr<c10d::TCPStore> side_store;
-#endif
   DistributedOptions options;
   std::mutex side_mutex;
   std::thread heartbeat;
@@ -144,7 +111,6 @@ struct Distributed::Impl {
   ~Impl() {
     stop = true;
     if (heartbeat.joinable()) heartbeat.join();
-#if REID_HAVE_C10D
     // After a failed collective the process group may still hold work for a dead peer; its
     // destructor would wait for it. The process is about to exit: let it go.
     if (failed) {
@@ -152,14 +118,11 @@ struct Distributed::Impl {
       store.release();
       side_store.release();
     }
-#endif
   }
 };
 
 struct Distributed::Pending::Impl {
-#if REID_HAVE_C10D
   c10::intrusive_ptr<c10d::Work> work;
-#endif
   Distributed* owner = nullptr;
   bool done = false;
 };
@@ -171,13 +134,11 @@ Distributed::Pending::~Pending() = default;
 void Distributed::Pending::wait() {
   if (!impl_ || impl_->done) return;
   impl_->done = true;
-#if REID_HAVE_C10D
   try {
     impl_->work->wait();
   } catch (const std::exception& e) {
     impl_->owner->fail("a gradient all-reduce", e);
   }
-#endif
 }
 
 Distributed::Distributed(torch::Device device) : device_(device) {}
@@ -186,20 +147,14 @@ Distributed::Distributed(const DistributedOptions& options, torch::Device device
     : rank_(options.rank), world_size_(options.world_size), device_(device), impl_(std::make_unique<Impl>()) {
   impl_->options = options;
   if (world_size_ == 1) return;
-#if !REID_HAVE_C10D
-  throw Error("this build of LibReID has no c10d (PyTorch distributed): it cannot join a " +
-              std::to_string(world_size_) + "-process job; rebuild with a LibTorch that has it");
-#else
   std::string backend = options.backend;
-  if (backend == "auto") {
-#if REID_HAVE_NCCL
-    backend = device.is_cuda() ? "nccl" : "gloo";
-#else
-    backend = "gloo";
-#endif
-  }
-  if (backend != "gloo" && backend != "nccl")
-    throw ConfigError("distributed.backend", "'" + backend + "' is not one of auto, gloo, nccl");
+  if (backend == "auto") backend = device.is_cuda() ? "nccl" : "tcp";
+  if (backend != "tcp" && backend != "nccl")
+    throw ConfigError("distributed.backend", "'" + backend + "' is not one of auto, tcp, nccl");
+  if (backend == "tcp" && device.is_cuda())
+    throw ConfigError("distributed.backend", "the tcp backend moves CPU tensors; on CUDA use nccl (or auto)");
+  if (backend == "nccl" && !device.is_cuda())
+    throw ConfigError("distributed.backend", "nccl needs a CUDA device (device is " + device.str() + ")");
   backend_ = backend;
   c10d::TCPStoreOptions store_options;
   store_options.port = static_cast<std::uint16_t>(options.master_port);
@@ -232,28 +187,22 @@ Distributed::Distributed(const DistributedOptions& options, torch::Device device
   });
   auto prefixed = c10::make_intrusive<c10d::PrefixStore>("c10d", impl_->store);
   try {
-    if (backend == "gloo") {
-#if REID_HAVE_GLOO
-      auto gloo_options = c10d::ProcessGroupGloo::Options::create(options.timeout);
-      const std::string interface = env("GLOO_SOCKET_IFNAME");
-      if (!interface.empty())
-        gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(interface));
-      else if (loopback(options.master_addr))
-        gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
-      else
-        gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
-      impl_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, rank_, world_size_, gloo_options);
-#else
-      throw ConfigError("distributed.backend", "this build of LibReID has no Gloo backend; use nccl on CUDA");
-#endif
+    if (backend == "tcp") {
+      TcpBackendOptions tcp;
+      tcp.address = env("REID_TCP_ADDRESS");
+      tcp.route_to = loopback(options.master_addr) ? "127.0.0.1" : options.master_addr;
+      tcp.timeout = options.timeout;
+      impl_->group = c10::make_intrusive<TcpBackend>(prefixed, rank_, world_size_, tcp);
     } else {
 #if REID_HAVE_NCCL
-      TORCH_CHECK(device.is_cuda(), "the nccl backend needs a CUDA device");
+      // This rank's GPU becomes the current device, so that NCCL and every allocation made
+      // without an explicit index land on it.
+      c10::cuda::set_device(device.index());
       auto nccl_options = c10d::ProcessGroupNCCL::Options::create();
       nccl_options->timeout = options.timeout;
       impl_->group = c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, rank_, world_size_, nccl_options);
 #else
-      throw ConfigError("distributed.backend", "this build of LibReID has no NCCL backend; use gloo");
+      throw ConfigError("distributed.backend", "this build of LibReID has no NCCL (its LibTorch has no CUDA)");
 #endif
     }
   } catch (const ConfigError&) {
@@ -262,13 +211,11 @@ Distributed::Distributed(const DistributedOptions& options, torch::Device device
     throw Error("rank " + std::to_string(rank_) + ": the " + backend + " process group could not be set up (" +
                 describe(e) + ")");
   }
-#endif
 }
 
 Distributed::~Distributed() = default;
 
 void Distributed::report_failure(const std::string& message) noexcept {
-#if REID_HAVE_C10D
   if (!impl_ || !impl_->side_store || impl_->reported) return;
   impl_->reported = true;
   try {
@@ -277,9 +224,6 @@ void Distributed::report_failure(const std::string& message) noexcept {
     impl_->side_store->set(failure_key(rank_), std::vector<uint8_t>(text.begin(), text.end()));
   } catch (...) {
   }
-#else
-  (void)message;
-#endif
 }
 
 void Distributed::fail(const std::string& operation, const std::exception& error) {
@@ -287,7 +231,6 @@ void Distributed::fail(const std::string& operation, const std::exception& error
   const std::string cause = describe(error);
   std::string message = "rank " + std::to_string(rank_) + ": " + operation + " failed (" + cause + ")";
   int culprit = -1;
-#if REID_HAVE_C10D
   std::lock_guard<std::mutex> lock(impl_->side_mutex);
   auto& store = *impl_->side_store;
   try {
@@ -326,11 +269,9 @@ void Distributed::fail(const std::string& operation, const std::exception& error
               std::to_string(impl_->options.master_port) + " is unreachable: " +
               (impl_->options.rank0_hosts_store ? "rank 0, which hosts it, died" : "the launcher hosting it died");
   }
-#endif
   throw DistributedError(culprit, message);
 }
 
-#if REID_HAVE_C10D
 #define REID_COLLECTIVE(name, call)                   \
   do {                                                \
     try {                                             \
@@ -341,11 +282,9 @@ void Distributed::fail(const std::string& operation, const std::exception& error
       fail(name, collective_error);                   \
     }                                                 \
   } while (0)
-#endif
 
 void Distributed::broadcast(std::vector<torch::Tensor> tensors, int root) {
   if (world_size_ == 1 || tensors.empty()) return;
-#if REID_HAVE_C10D
   // One flat buffer per dtype: one collective instead of one per tensor.
   std::map<c10::ScalarType, std::vector<torch::Tensor*>> by_type;
   for (auto& t : tensors) by_type[t.scalar_type()].push_back(&t);
@@ -363,16 +302,13 @@ void Distributed::broadcast(std::vector<torch::Tensor> tensors, int root) {
       offset += t->numel();
     }
   }
-#endif
 }
 
 void Distributed::all_reduce_sum(torch::Tensor& tensor) {
   if (world_size_ == 1) return;
-#if REID_HAVE_C10D
   std::vector<torch::Tensor> buffer{tensor.is_contiguous() ? tensor : tensor.contiguous()};
   REID_COLLECTIVE("all-reduce", impl_->group->allreduce(buffer)->wait());
   if (!buffer[0].is_same(tensor)) tensor.copy_(buffer[0]);
-#endif
 }
 
 torch::Tensor Distributed::all_reduce(const torch::Tensor& tensor) {
@@ -396,15 +332,11 @@ bool Distributed::any(bool value) {
 
 std::vector<torch::Tensor> Distributed::all_gather(const torch::Tensor& tensor) {
   if (world_size_ == 1) return {tensor};
-#if REID_HAVE_C10D
   std::vector<torch::Tensor> input{tensor.detach().contiguous()};
   std::vector<std::vector<torch::Tensor>> output(1);
   for (int r = 0; r < world_size_; ++r) output[0].push_back(torch::empty_like(input[0]));
   REID_COLLECTIVE("all-gather", impl_->group->allgather(output, input)->wait());
   return output[0];
-#else
-  return {tensor};
-#endif
 }
 
 torch::Tensor Distributed::gather_rows(const torch::Tensor& tensor) {
@@ -436,13 +368,11 @@ void Distributed::barrier() {
 Distributed::Pending Distributed::all_reduce_sum_async(torch::Tensor& tensor) {
   Pending pending;
   if (world_size_ == 1) return pending;
-#if REID_HAVE_C10D
   TORCH_CHECK(tensor.is_contiguous(), "asynchronous all-reduce needs a contiguous buffer");
   pending.impl_ = std::make_unique<Pending::Impl>();
   pending.impl_->owner = this;
   std::vector<torch::Tensor> buffer{tensor};
   REID_COLLECTIVE("a gradient all-reduce", pending.impl_->work = impl_->group->allreduce(buffer));
-#endif
   return pending;
 }
 
@@ -684,9 +614,6 @@ extern "C" void launcher_on_signal(int signal) { g_launcher_signal.store(signal)
 int launch_local_processes(int nproc, const std::vector<std::string>& argv, std::chrono::milliseconds grace) {
   TORCH_CHECK(nproc >= 1, "launch needs at least one process (got ", nproc, ")");
   TORCH_CHECK(!argv.empty(), "launch needs a program");
-#if !REID_HAVE_C10D
-  throw Error("this build of LibReID has no c10d (PyTorch distributed): --nproc-per-node needs it");
-#else
   // The launcher hosts the rendezvous store, so that it outlives any rank: the others can then
   // still tell which rank died.
   c10d::TCPStoreOptions store_options;
@@ -794,7 +721,6 @@ int launch_local_processes(int nproc, const std::vector<std::string>& argv, std:
   std::signal(SIGINT, previous_int);
   std::signal(SIGTERM, previous_term);
   return result;
-#endif
 }
 
 }  // namespace reid::engine

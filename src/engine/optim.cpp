@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 #include "reid/core/error.h"
@@ -184,6 +185,18 @@ void LossScalerImpl::update(bool finite) {
     scale_.mul_(growth_);
     tracker_.zero_();
   }
+}
+
+AutocastGuard::AutocastGuard(bool enabled, torch::ScalarType dtype) : enabled_(enabled) {
+  if (!enabled_) return;
+  at::autocast::set_autocast_enabled(at::kCUDA, true);
+  at::autocast::set_autocast_dtype(at::kCUDA, dtype);
+}
+
+AutocastGuard::~AutocastGuard() {
+  if (!enabled_) return;
+  at::autocast::set_autocast_enabled(at::kCUDA, false);
+  at::autocast::clear_cache();
 }
 
 }  // namespace reid::engine

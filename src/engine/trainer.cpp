@@ -6,9 +6,7 @@
 #include <set>
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
-#include <torch/version.h>
 
 #include "reid/core/error.h"
 #include "reid/core/logging.h"
@@ -28,33 +26,6 @@ extern "C" void on_signal(int signal) {
 }
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-// Autocast on CUDA for a scope: an exception cannot leave it on. The API changed in LibTorch 2.4.
-class AutocastGuard {
- public:
-  AutocastGuard(bool enabled, torch::ScalarType dtype) : enabled_(enabled), dtype_(dtype) {
-    if (enabled_) set(true);
-  }
-  ~AutocastGuard() {
-    if (enabled_) set(false);
-  }
-  AutocastGuard(const AutocastGuard&) = delete;
-  AutocastGuard& operator=(const AutocastGuard&) = delete;
-
- private:
-  void set(bool on) const {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    at::autocast::set_autocast_enabled(at::kCUDA, on);
-    if (on) at::autocast::set_autocast_dtype(at::kCUDA, dtype_);
-#else
-    at::autocast::set_enabled(on);
-    if (on) at::autocast::set_autocast_gpu_dtype(dtype_);
-#endif
-    if (!on) at::autocast::clear_cache();
-  }
-  bool enabled_;
-  torch::ScalarType dtype_;
-};
 
 // One data-parallel rank's part of a global batch: whole groups of `group` consecutive indices
 // (an identity's K images), in equal shares. A last short batch (random sampler without

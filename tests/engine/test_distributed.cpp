@@ -1,5 +1,5 @@
 // Data-parallel training: synchronized batch norm against one big batch (ranks simulated by
-// threads), the launcher variables, batch splitting, and real 2-process runs on loopback (Gloo):
+// threads), the launcher variables, batch splitting, and real 2-process runs on loopback (tcp backend):
 // same weights and metrics as one process, rank-0-only outputs, kill -9 of a rank, and resume.
 #include <gtest/gtest.h>
 
@@ -346,7 +346,6 @@ double update_difference(const std::string& config_path, const std::string& a, c
 }
 
 TEST(DistributedTraining, TwoRanksWithSyncBnMatchOneProcessWithTheSameGlobalBatch) {
-  if (!distributed_available()) GTEST_SKIP() << "built without c10d";
   test::TempDir dir;
   // 10 SGD steps in float64 (solver.precision). Each rank sums half of every batch-norm and
   // gradient reduction before the halves are added, so the runs differ only in rounding; this
@@ -375,7 +374,7 @@ TEST(DistributedTraining, TwoRanksWithSyncBnMatchOneProcessWithTheSameGlobalBatc
   EXPECT_DOUBLE_EQ(r1_one, r1_two);
   EXPECT_DOUBLE_EQ(map_one, map_two);
   const std::string log = test::read_file(dir / "two" / "log.txt");
-  EXPECT_NE(log.find("data-parallel: 2 processes (gloo backend)"), std::string::npos) << log;
+  EXPECT_NE(log.find("data-parallel: 2 processes (tcp backend)"), std::string::npos) << log;
   EXPECT_NE(log.find("synchronized batch norm"), std::string::npos);
 
   // The test can fail: per-rank batch norm (half-batch statistics) is a different computation.
@@ -390,7 +389,6 @@ TEST(DistributedTraining, TwoRanksWithSyncBnMatchOneProcessWithTheSameGlobalBatc
 }
 
 TEST(DistributedTraining, OnlyRankZeroWritesAndTheLauncherVariablesJoinAJob) {
-  if (!distributed_available()) GTEST_SKIP() << "built without c10d";
   test::TempDir dir;
   const std::string config = write_config(dir);
   // Started as an external launcher would: two processes with RANK/WORLD_SIZE/MASTER_* set;
@@ -439,7 +437,6 @@ int launcher_rank_pid(const fs::path& log, int rank) {
 }
 
 TEST(DistributedTraining, AKilledRankStopsTheOtherAndResumeGivesTheUninterruptedWeights) {
-  if (!distributed_available()) GTEST_SKIP() << "built without c10d";
   test::TempDir dir;
   // Without synchronized BN: each rank's own statistics must come back exactly on resume.
   const std::string config = write_config(dir);
@@ -472,7 +469,6 @@ TEST(DistributedTraining, AKilledRankStopsTheOtherAndResumeGivesTheUninterrupted
 }
 
 TEST(DistributedTraining, ASignalToOneRankStopsEveryRankAndResumeIsExact) {
-  if (!distributed_available()) GTEST_SKIP() << "built without c10d";
   test::TempDir dir;
   const std::string config = write_config(dir);
   const std::vector<std::string> plain = {"--set", "model.sync_bn=false", "--set", "solver.log_period=1"};
@@ -510,7 +506,6 @@ TEST(DistributedTraining, ASignalToOneRankStopsEveryRankAndResumeIsExact) {
 }
 
 TEST(DistributedTraining, ABatchThatCannotSplitIsRefusedBeforeStarting) {
-  if (!distributed_available()) GTEST_SKIP() << "built without c10d";
   test::TempDir dir;
   const std::string config = write_config(dir);
   const auto r = test::run_command(test::tool("reid-train") + " -c " + config + " -o " + (dir / "run").string() +

@@ -532,7 +532,7 @@ struct TestConfig {
 /// Multi-process (data-parallel) training (engine/distributed.h). The processes themselves come
 /// from `reid-train --nproc-per-node N` or an external launcher (RANK, WORLD_SIZE, ...).
 struct DistributedConfig {
-  /// Communication backend: auto (nccl on CUDA when available, otherwise gloo), gloo or nccl.
+  /// Communication backend: auto (nccl on CUDA, tcp on CPU), tcp (LibReID's CPU collectives) or nccl.
   std::string backend = "auto";
   /// Seconds any collective (and the rendezvous) may wait for the other processes before the
   /// job fails; evaluation on the main process must fit in it.

@@ -32,8 +32,8 @@ torch::Device parse_device(const std::string& spec);
 /// Human-readable summary: LibReID, LibTorch, OpenCV versions, threads, CUDA, BLAS library.
 std::string environment_report();
 
-/// The BLAS library LibTorch's matrix products run on (from the loaded shared objects), e.g.
-/// "openblas" or "reference"; "unknown" when it cannot be told.
+/// The BLAS library LibTorch's matrix products run on, as its build configuration names it
+/// (e.g. "mkl"); "unknown" when the configuration does not say.
 std::string blas_backend();
 
 }  // namespace reid

@@ -1,7 +1,7 @@
 #pragma once
 /// @file
-/// Process topology for data-parallel training, on PyTorch's own distributed engine (c10d:
-/// ProcessGroupGloo on CPU, ProcessGroupNCCL on CUDA, TCPStore rendezvous). `Distributed` is a
+/// Process topology for data-parallel training, on PyTorch's distributed engine (c10d: TCPStore
+/// rendezvous, ProcessGroupNCCL on CUDA, LibReID's TcpBackend on CPU). `Distributed` is a
 /// no-op in one process, so the training step calls it unconditionally (`is_main()`,
 /// `all_reduce_mean()`, the GradientReducer) and never tests the world size itself.
 ///
@@ -37,7 +37,8 @@ struct DistributedOptions {
   /// Whether rank 0 hosts the store (false when a launcher hosts it: LibReID's own launcher and
   /// torchrun with TORCHELASTIC_USE_AGENT_STORE=True).
   bool rank0_hosts_store = true;
-  /// auto (nccl on CUDA when built with it, otherwise gloo), gloo or nccl.
+  /// auto (nccl on CUDA, tcp on CPU), tcp (LibReID's CPU collectives, engine/tcp_backend.h) or
+  /// nccl.
   std::string backend = "auto";
   /// Longest wait of any collective (and of the rendezvous) before the job fails.
   std::chrono::milliseconds timeout{std::chrono::minutes(30)};
@@ -79,7 +80,7 @@ class Distributed : public models::SyncGroup {
   /// True with more than one process.
   bool is_distributed() const noexcept { return world_size_ > 1; }
   const torch::Device& device() const noexcept { return device_; }
-  /// "gloo", "nccl", or "none" in a single process.
+  /// "tcp", "nccl", or "none" in a single process.
   const std::string& backend() const noexcept { return backend_; }
 
   /// Copies rank `root`'s tensors into every rank's (in place).
@@ -174,8 +175,5 @@ void average_buffers(Distributed& dist, torch::nn::Module& module);
 /// gives the others `grace` to notice and exit before they are terminated.
 int launch_local_processes(int nproc, const std::vector<std::string>& argv,
                            std::chrono::milliseconds grace = std::chrono::seconds(60));
-
-/// True when this build of LibReID can run multi-process jobs (c10d with Gloo).
-bool distributed_available();
 
 }  // namespace reid::engine

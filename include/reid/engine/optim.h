@@ -125,4 +125,17 @@ class LossScalerImpl : public torch::nn::Module {
 };
 TORCH_MODULE(LossScaler);
 
+/// CUDA autocast to `dtype` for a scope when `enabled` (an exception cannot leave it on); the
+/// autocast cache is cleared at the end.
+class AutocastGuard {
+ public:
+  AutocastGuard(bool enabled, torch::ScalarType dtype);
+  ~AutocastGuard();
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
+
+ private:
+  bool enabled_;
+};
+
 }  // namespace reid::engine
