@@ -29,28 +29,32 @@ torch::Tensor l2_normalize(const torch::Tensor& features);
 /// between the rows of `a` [N, D] and `b` [M, D]. Euclidean: the squared distance
 /// |a|^2 + |b|^2 - 2 a.b, clamped at 0 (rounding makes it slightly negative for near-equal rows);
 /// cosine: 1 - cos(a, b) of the L2-normalised rows (`normalized`: the rows are unit already).
-/// Differentiable; works in the inputs' dtype and device.
+/// One matrix product of rows extended by their squared norms and ones, so that the [N, M]
+/// result is the only matrix of that size ever made. Differentiable; works in the inputs' dtype
+/// and device.
 torch::Tensor distance_matrix(const torch::Tensor& a, const torch::Tensor& b, Metric metric,
                                 bool normalized = false);
 
 /// The full [Q, G] distance matrix (for small sets and tests; use DistanceBlocks for large ones).
 torch::Tensor compute_distance(const torch::Tensor& query, const torch::Tensor& gallery, Metric metric);
 
-/// Distances of query blocks to the whole gallery, reusing one buffer.
+/// Distances of query blocks to the whole gallery: distance_matrix() written into one reused
+/// buffer.
 class DistanceBlocks {
  public:
   /// `query` [Q, D] and `gallery` [G, D] on one device, computed in float32; cosine normalises
   /// them once.
   DistanceBlocks(torch::Tensor query, torch::Tensor gallery, Metric metric);
   /// distance_matrix() of queries [begin, end) to every gallery item: a [end - begin, G]
-  /// float32 tensor.
+  /// float32 tensor, a view of the buffer, valid until the next call.
   torch::Tensor rows(int64_t begin, int64_t end);
   int64_t num_query() const { return query_.size(0); }
   int64_t num_gallery() const { return gallery_.size(0); }
 
  private:
   Metric metric_;
-  torch::Tensor query_, gallery_;
+  torch::Tensor query_, gallery_;  // extended rows (see distance_matrix)
+  torch::Tensor buffer_;
 };
 
 /// Rows per block such that a block of `columns` float32 distances takes about `budget_bytes`
