@@ -17,7 +17,9 @@
 ///
 /// Failure: every operation has a deadline (the backend's timeout); a peer that closes its
 /// connection (killed, crashed) or misses the deadline fails the operation with an error naming
-/// it, and every later operation fails at once with the same cause.
+/// it, and every later operation fails at once with the same cause. A failed rank closes its
+/// connections, so that the failure travels round the ring at once rather than leaving ranks
+/// that are not neighbours of the lost one waiting for the timeout.
 
 #include <chrono>
 #include <memory>
