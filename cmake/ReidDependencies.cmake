@@ -26,6 +26,8 @@ endif()
 
 # The Python whose torch provides LibTorch (unless CMAKE_PREFIX_PATH names one) and which runs
 # the weight-interop tests, the ONNX parity checks (onnxruntime) and the benchmark baselines.
+set(REID_PYTHON "" CACHE FILEPATH
+    "Python with torch (and torchvision, onnxruntime): LibTorch's location and the interop tests (default: python3)")
 if(NOT REID_PYTHON)
   find_program(REID_PATH_PYTHON NAMES python3)
   set(REID_PYTHON "${REID_PATH_PYTHON}" CACHE FILEPATH

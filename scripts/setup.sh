@@ -110,8 +110,8 @@ generator=()
 if command -v ninja >/dev/null 2>&1 && [ ! -f "$BUILD_DIR/Makefile" ]; then
   generator=(-G Ninja)
 fi
-if [ ! -f "$BUILD_DIR/CMakeCache.txt" ] || ! grep -q "^REID_PYTHON:FILEPATH=$REID_PYTHON\$" "$BUILD_DIR/CMakeCache.txt"; then
-  cmake -S . -B "$BUILD_DIR" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DREID_PYTHON="$REID_PYTHON" \
+if [ ! -f "$BUILD_DIR/CMakeCache.txt" ] || ! grep -qx "REID_PYTHON:[A-Z]*=$REID_PYTHON" "$BUILD_DIR/CMakeCache.txt"; then
+  cmake -S . -B "$BUILD_DIR" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DREID_PYTHON:FILEPATH="$REID_PYTHON" \
     -DREID_REQUIRE_CUDA=ON
 fi
 cmake --build "$BUILD_DIR" --parallel "$(nproc)" --target "${targets[@]}"

@@ -2,9 +2,12 @@
 /// @file
 /// A reader for files written by Python's `torch.save` (the zip format of PyTorch >= 1.6).
 ///
-/// LibTorch's own unpickler (torch::pickle_load) cannot read `model.state_dict()` before
-/// LibTorch 2.6: the OrderedDict's `_metadata` attribute trips it (pytorch/pytorch#100741). This
-/// reader runs the pickle program itself and understands what checkpoints hold: dicts and
+/// LibTorch's own reader (torch::jit::pickle_load) is not used: in LibTorch 2.11 it still fails
+/// on a plain `torch.save(model.state_dict())` and on the checkpoints torchreid and fast-reid
+/// write (an internal assert on the OrderedDict's `_metadata`; unknown classes), and a 277-byte
+/// file whose string claims 4 GiB makes it allocate 4 GiB (found by fuzz/fuzz_libtorch_pickle,
+/// the comparison in docs/testing.md). This reader runs the pickle program itself, bounds every
+/// length by the bytes present, and understands what checkpoints hold: dicts and
 /// OrderedDicts, lists, tuples, sets, strings, numbers, booleans, None and tensors of every real
 /// dtype. Objects of other classes (argparse namespaces, numpy scalars, ...) are kept as opaque
 /// placeholders, so a checkpoint that contains them still yields its state dict.
