@@ -1,6 +1,6 @@
 // Embedding throughput and latency, side by side in one run: LibReID's Embedder (crops in memory ->
 // features: preprocessing + the traced model, batch norms folded, channels-last), the same model
-// run eagerly, the exported ONNX file through onnxruntime (scripts/ort_run.js, model only), and
+// run eagerly, the exported ONNX file through onnxruntime (scripts/ort_run.py, model only), and
 // torchreid's FeatureExtractor path in Python (bench/torchreid_extractor.py: PIL preprocessing +
 // a plain PyTorch OSNet). Images/s at --batch-size and latency at batch 1, 256x128.
 //
@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
   CLI::App app{"LibReID embedding throughput vs onnxruntime and torchreid's FeatureExtractor"};
   int threads = 2, batch = 32, repeats = 10, latency_repeats = 40, chunk = 0;
   std::vector<std::string> models = {"osnet_x0_25", "osnet_x1_0"};
-  std::string work = "bench_embed_work", python = "/usr/bin/python3", ort_modules = "build/onnxruntime/node_modules";
+  std::string work = "bench_embed_work", python = REID_BENCH_PYTHON;
   bool baselines = true;
   app.add_option("--threads", threads, "Intra-op threads for every side");
   app.add_option("--batch-size", batch, "Batch of the throughput figure");
@@ -93,8 +93,7 @@ int main(int argc, char** argv) {
   app.add_option("--models", models);
   app.add_option("--chunk", chunk, "Embedder batch size (crops per forward pass; 0 = its automatic choice)");
   app.add_option("--work-dir", work, "Where the ONNX files and inputs are written");
-  app.add_option("--python", python, "Python with torch + torchvision (Debian's python3-torch)");
-  app.add_option("--ort-modules", ort_modules, "node_modules holding onnxruntime-node (scripts/setup.sh)");
+  app.add_option("--python", python, "Python with torch, torchvision and onnxruntime (default: setup.sh's environment)");
   app.add_option("--baselines", baselines, "Also run onnxruntime and the Python baseline");
   CLI11_PARSE(app, argc, argv);
   reid::set_num_threads(threads);
@@ -143,8 +142,8 @@ int main(int argc, char** argv) {
       reid::deploy::export_onnx(cpu, onnx);
       write_raw(work + "/batch.f32", x);
       write_raw(work + "/one.f32", x1);
-      const std::string ort = "NODE_PATH=" + ort_modules + " node " + source_dir + "/scripts/ort_run.js --model " + onnx +
-                              " --threads " + std::to_string(threads) + " --warmup 2";
+      const std::string ort = python + " " + source_dir + "/scripts/ort_run.py --model " + onnx + " --threads " +
+                              std::to_string(threads) + " --warmup 2";
       rows.push_back({"onnxruntime (CPU, model only)",
                       field(run(ort + " --input " + work + "/batch.f32 --shape " + std::to_string(batch) +
                                 ",3,256,128 --repeat " + std::to_string(repeats)), "median_s"),

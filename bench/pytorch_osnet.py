@@ -1,11 +1,7 @@
 #!/usr/bin/env python3
-"""Baseline for bench_train: OSNet x0.25 (written here in plain PyTorch from the paper's
-description, same layers and widths as LibReID's) trained the way a PyTorch loop does it:
-Adam, label-smoothed cross-entropy, random images of the given size, 2 intra-op threads.
-Prints images/s per iteration window and the best window."""
-import argparse
-import time
-
+"""OSNet written in plain PyTorch from the paper's description, with the same layers and widths as
+LibReID's (WIDTHS: x1.0 and x0.25): the network of the Python baselines (pytorch_train.py,
+torchreid_extractor.py)."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -57,6 +53,9 @@ class Block(nn.Module):
         return F.relu(y + (self.project(x) if self.project is not None else x))
 
 
+WIDTHS = {"osnet_x1_0": (64, 256, 384, 512), "osnet_x0_25": (16, 64, 96, 128)}
+
+
 class OSNet(nn.Module):
     def __init__(self, classes, c=(16, 64, 96, 128)):
         super().__init__()
@@ -71,42 +70,3 @@ class OSNet(nn.Module):
     def forward(self, x):
         x = self.conv5(self.stage4(self.stage3(self.stage2(self.stem(x)))))
         return self.classifier(self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1)))
-
-
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--height", type=int, default=256)
-    parser.add_argument("--width", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--iterations", type=int, default=30)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--channels-last", action="store_true", help="channels-last model and input")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    model = OSNet(751).train()
-    criterion = nn.CrossEntropyLoss(label_smoothing=0.1)
-    x = torch.randn(args.batch_size, 3, args.height, args.width)
-    if args.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.0015)
-    y = torch.randint(0, 751, (args.batch_size,))
-    best, window, start = 0.0, 10, None
-    for it in range(args.iterations):
-        if it % window == 0:
-            if start is not None:
-                rate = window * args.batch_size / (time.perf_counter() - start)
-                best = max(best, rate)
-                print(f"iterations {it - window}-{it - 1}: {rate:.1f} images/s")
-            start = time.perf_counter()
-        optimizer.zero_grad()
-        criterion(model(x), y).backward()
-        optimizer.step()
-    layout = "channels-last" if args.channels_last else "NCHW"
-    print(f"pytorch osnet_x0_25: {args.height}x{args.width} batch {args.batch_size}, {args.threads} threads, {layout}, "
-          f"best {best:.1f} images/s")
-
-
-if __name__ == "__main__":
-    main()

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scenario=${1:-market}
 shift || true
-python=${REID_PYTHON:-/usr/bin/python3}
+python=${REID_PYTHON:-$(sed -n 's/^REID_PYTHON:[A-Z]*=//p' build/CMakeCache.txt)}
 dir=${TMPDIR:-/tmp}/libreid-eval-$scenario
 mkdir -p "$dir"
 [ -f "$dir/qf.npy" ] || build/bin/bench_eval --scenario "$scenario" --write "$dir"

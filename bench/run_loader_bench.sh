@@ -7,7 +7,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 workers=${1:-2}
 rounds=${2:-2}
 : "${REID_DATA_ROOT:?set REID_DATA_ROOT to the folder holding market1501/}"
-python=${REID_PYTHON:-/usr/bin/python3}
+python=${REID_PYTHON:-$(sed -n 's/^REID_PYTHON:[A-Z]*=//p' build/CMakeCache.txt)}
 for round in $(seq "$rounds"); do
   ours=$(build/bin/bench_loader --workers "$workers" --passes 3 | tail -1)
   theirs=$("$python" bench/torchvision_loader.py --workers "$workers" --passes 3 | tail -1)

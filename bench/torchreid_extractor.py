@@ -18,9 +18,8 @@ import torch
 import torchvision.transforms as T
 from PIL import Image
 
-from pytorch_osnet import OSNet
+from pytorch_osnet import OSNet, WIDTHS
 
-WIDTHS = {"osnet_x1_0": (64, 256, 384, 512), "osnet_x0_25": (16, 64, 96, 128)}
 
 
 class Extractor:

@@ -10,7 +10,8 @@
 #   zlib, libpng, libjpeg-turbo      static, position-independent (libreid is a shared library)
 #   OpenCV core + imgproc + imgcodecs    JPEG/PNG (+ the built-in BMP/PNM/HDR) codecs only:
 #                                    no GUI, video, GDAL, TIFF, WebP, OpenEXR, OpenCL or IPP
-#   yaml-cpp, fmt + spdlog (static), CLI11 (headers), GoogleTest + GoogleMock (static)
+#   yaml-cpp (static), CLI11 (headers), GoogleTest + GoogleMock (static)
+# ({fmt} comes with LibTorch's headers, which LibReID uses header-only.)
 # matio is left out (CUHK03's .mat release is optional: the GPU build passes
 # -DREID_WITH_MATIO=OFF) and so is Protobuf (the TensorBoard writer needs none).
 # Everything is compiled with -D_GLIBCXX_USE_CXX11_ABI=1, the ABI of Debian's libtorch and of
@@ -32,9 +33,9 @@ start=$(date +%s)
 # recorded in the bundle's VERSIONS file.
 declare -A UPSTREAM=(
   [zlib]=1.2.13 [libpng1.6]=1.6.39 [libjpeg-turbo]=2.1.5 [opencv]=4.6.0
-  [yaml-cpp]=0.7.0 [fmtlib]=9.1.0 [spdlog]=1.10.0 [cli11]=2.1.2 [googletest]=1.12.1
+  [yaml-cpp]=0.7.0 [cli11]=2.1.2 [googletest]=1.12.1
 )
-ORDER=(zlib libpng1.6 libjpeg-turbo opencv yaml-cpp fmtlib spdlog cli11 googletest)
+ORDER=(zlib libpng1.6 libjpeg-turbo opencv yaml-cpp cli11 googletest)
 
 need=()
 for tool in cmake ninja dpkg-source nasm; do command -v "$tool" > /dev/null || need+=("$tool"); done
@@ -142,9 +143,6 @@ build opencv "${SRC[opencv]}" -DBUILD_LIST=core,imgproc,imgcodecs \
 
 build yaml-cpp "${SRC[yaml-cpp]}" -DYAML_CPP_BUILD_TESTS=OFF -DYAML_CPP_BUILD_TOOLS=OFF \
   -DYAML_CPP_BUILD_CONTRIB=OFF -DYAML_BUILD_SHARED_LIBS=OFF
-build fmt "${SRC[fmtlib]}" -DFMT_TEST=OFF -DFMT_DOC=OFF -DFMT_INSTALL=ON
-build spdlog "${SRC[spdlog]}" -DSPDLOG_FMT_EXTERNAL=ON -DSPDLOG_BUILD_SHARED=OFF \
-  -DSPDLOG_BUILD_EXAMPLE=OFF -DSPDLOG_BUILD_TESTS=OFF -DSPDLOG_BUILD_BENCH=OFF -DSPDLOG_INSTALL=ON
 build cli11 "${SRC[cli11]}" -DCLI11_BUILD_TESTS=OFF -DCLI11_BUILD_EXAMPLES=OFF \
   -DCLI11_BUILD_DOCS=OFF -DCLI11_INSTALL=ON
 build googletest "${SRC[googletest]}" -DBUILD_GMOCK=ON -DINSTALL_GTEST=ON -Dgtest_force_shared_crt=OFF

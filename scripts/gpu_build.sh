@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Builds LibReID against a given LibTorch (by default the Python PyTorch's, as on the GPU machines)
-# and the dependency bundle (scripts/bundle_deps.sh), with all cores, then runs the test suite.
-# Prints the machine first: GPU model, driver, CUDA and cuDNN versions, LibTorch version and ABI.
+# Builds LibReID against a Python's PyTorch (LibTorch 2.11 with CUDA, as on the GPU machines) and
+# the dependency bundle (scripts/bundle_deps.sh), with all cores, then runs the test suite. Prints
+# the machine first: GPU model, driver, CUDA, cuDNN and NCCL versions, LibTorch version and ABI.
 #
 #   scripts/gpu_build.sh                 build-gpu/ against deps-bundle/ and python3's torch
-#   TORCH_PREFIX=/usr scripts/gpu_build.sh     against Debian's libtorch instead (the CPU check)
+#   REID_PYTHON=~/.cache/libreid/env-torch2.11.0-py3.11/bin/python scripts/gpu_build.sh
+#                                        the same on a CPU machine, against setup.sh's environment
+#                                        (CUDA compiled in, the CUDA tests skip): the proof that the
+#                                        GPU run is one command
 # Environment: REID_DEPS_PREFIX (bundle, default deps-bundle), GPU_BUILD_DIR (default build-gpu),
-# TORCH_PREFIX (a LibTorch CMake prefix), TEST_JOBS (ctest -j, default 4: the tests share one
-# GPU), RUN_TESTS=0 (build only), CTEST_ARGS (extra ctest arguments, e.g. "-R Cuda"),
+# REID_PYTHON (the Python whose torch is LibTorch, default python3), TORCH_PREFIX (a LibTorch CMake
+# prefix instead, e.g. an official LibTorch archive), TEST_JOBS (ctest -j, default 4: the tests
+# share one GPU), RUN_TESTS=0 (build only), CTEST_ARGS (extra ctest arguments, e.g. "-R Cuda"),
 # REID_DATA_ROOT (real-data tests).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -33,9 +37,10 @@ command -v nvcc > /dev/null && nvcc --version | tail -1 || echo "no nvcc on PATH
 echo "$(cmake --version | head -1); $(c++ --version | head -1)"
 
 echo "== LibTorch"
+python=${REID_PYTHON:-$(command -v python3)}
 if [ -z "${TORCH_PREFIX:-}" ]; then
-  TORCH_PREFIX=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
-  python3 - <<'EOF'
+  TORCH_PREFIX=$("$python" -c 'import torch; print(torch.utils.cmake_prefix_path)')
+  "$python" - <<'EOF'
 import torch
 print(f"python torch {torch.__version__}, CUDA {torch.version.cuda}, "
       f"cuDNN {torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else 'none'}, "
@@ -53,24 +58,23 @@ echo "bundle: $(tr '\n' ';' < "$bundle/VERSIONS")"
 echo "== configure"
 generator=()
 command -v ninja > /dev/null && generator=(-G Ninja)
-cmake -S . -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
+cmake -S . -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DREID_PYTHON:FILEPATH="$python" \
   -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" -DREID_DEPS_PREFIX="$bundle" -DREID_WITH_MATIO=OFF \
-  -DREID_USE_CCACHE=ON -DREID_BUILD_BENCH=ON ${GPU_CMAKE_ARGS:-}
+  -DREID_REQUIRE_CUDA=ON -DREID_USE_CCACHE=ON -DREID_BUILD_BENCH=ON ${GPU_CMAKE_ARGS:-}
 echo "== build ($jobs jobs)"
 cmake --build "$build" --parallel "$jobs"
 echo "gpu_build: built in $(( $(date +%s) - start )) s"
 # What LibReID itself links (not LibTorch's own dependencies) must come from the bundle.
-if readelf -d "$build"/lib/libreid.so* "$build/bin/reid-train" | grep NEEDED | grep -E "opencv|yaml|spdlog|fmt|gtest|libz\."; then
+if readelf -d "$build"/lib/libreid.so* "$build/bin/reid-train" | grep NEEDED | grep -E "opencv|yaml|gtest|libz\."; then
   echo "gpu_build: LibReID links a machine library the bundle should have provided" >&2
   exit 1
 fi
 
 if [ "${RUN_TESTS:-1}" != 0 ]; then
   echo "== tests"
-  # The interpreter CMake chose for the weight-interop tests (one with torch and torchvision).
-  python=$(sed -n 's/^REID_PYTHON:[A-Z]*=//p' "$build/CMakeCache.txt")
-  if [ -z "$python" ] || ! "$python" -c 'import torch, torchvision' 2> /dev/null; then
-    echo "gpu_build: no Python with torch + torchvision: the weight-interop tests are skipped"
+  # The interop and ONNX parity tests need torchvision and onnxruntime beside torch.
+  if ! "$python" -c 'import torch, torchvision, onnxruntime' 2> /dev/null; then
+    echo "gpu_build: $python lacks torchvision or onnxruntime: the weight-interop and ONNX parity tests are skipped"
     export REID_SKIP_PYTHON_TESTS=1
   fi
   t0=$(date +%s)

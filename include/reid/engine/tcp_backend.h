@@ -3,10 +3,10 @@
 /// LibReID's CPU collectives: a c10d backend that runs broadcast, all-reduce (sum), all-gather
 /// and barrier over TCP connections arranged in a ring between the ranks of a job.
 ///
-/// Why not Gloo: PyTorch's own CPU backend is compiled into LibTorch, but the PyPI wheels (and
-/// the official LibTorch archives) ship none of Gloo's headers, which `ProcessGroupGloo.hpp`
-/// includes; compiling against Gloo headers of another version than the one inside LibTorch would
-/// be a silent ABI mismatch. This backend needs only sockets and the c10d store the job already
+/// Why not Gloo: PyTorch's own CPU backend is compiled into LibTorch, but the PyPI wheels
+/// (torch 2.11.0 checked) ship none of Gloo's headers, which `ProcessGroupGloo.hpp` includes;
+/// compiling against Gloo headers of another version than the one inside LibTorch would be a
+/// silent ABI mismatch. This backend needs only sockets and the c10d store the job already
 /// rendezvouses on. On CUDA, NCCL does the work.
 ///
 /// Algorithms: all-reduce is the bandwidth-optimal ring (reduce-scatter, then all-gather: each
