@@ -14,8 +14,14 @@ torch::Tensor cross_entropy_label_smooth(const torch::Tensor& logits, const torc
   const int64_t classes = logits.size(1);
   const auto labels = targets.to(torch::kLong);
   if (labels.numel() > 0) {
-    TORCH_CHECK(labels.min().item<int64_t>() >= 0 && labels.max().item<int64_t>() < classes,
-                "targets must lie in [0, ", classes, ")");
+    if (labels.is_cpu()) {
+      TORCH_CHECK(labels.min().item<int64_t>() >= 0 && labels.max().item<int64_t>() < classes,
+                  "targets must lie in [0, ", classes, ")");
+    } else {
+      // Checked on the device: reading the labels back would stop the host at every step.
+      at::_assert_async(labels.ge(0).all().logical_and(labels.lt(classes).all()),
+                        "targets must lie in [0, number of classes)");
+    }
   }
   const auto log_probs = torch::log_softmax(logits, 1);
   // -(1 - eps) log p_y - eps / C * sum_c log p_c

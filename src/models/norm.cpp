@@ -52,9 +52,14 @@ struct SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFun
     const auto all = torch::stack(group.all_gather(stats));  // [W, 2C + 1]
     const auto means = all.narrow(1, 0, channels), vars = all.narrow(1, channels, channels);
     const auto counts = all.narrow(1, 2 * channels, 1);
-    const double n = counts.sum().item<double>();
-    TORCH_CHECK(n > 1, "synchronized batch norm needs more than one value per channel over all processes (got "
-                       "input of shape ", input.sizes(), ")");
+    // The total count stays on the device: reading it back would stop the host at every layer.
+    const auto n = counts.sum();
+    if (n.is_cpu()) {
+      TORCH_CHECK(n.item<double>() > 1, "synchronized batch norm needs more than one value per channel over all "
+                                        "processes (got input of shape ", input.sizes(), ")");
+    } else {
+      at::_assert_async(n.gt(1), "synchronized batch norm needs more than one value per channel over all processes");
+    }
     // The groups' statistics combined exactly (Chan et al.).
     const auto mean = (counts * means).sum(0) / n;
     const auto var = (counts * (vars + (means - mean).pow(2))).sum(0) / n;
@@ -69,18 +74,16 @@ struct SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFun
     auto shift = -mean * scale;
     if (bias.defined()) shift = shift + bias.to(torch::kDouble);
     const auto y = x * scale.to(x.scalar_type()).view(shape) + shift.to(x.scalar_type()).view(shape);
-    ctx->save_for_backward({x, weight, mean, invstd});
+    ctx->save_for_backward({x, weight, mean, invstd, n});
     ctx->saved_data["group"] = group_address;
-    ctx->saved_data["count"] = n;
     ctx->saved_data["dtype"] = static_cast<int64_t>(input.scalar_type());
     return y.to(input.scalar_type());
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const auto saved = ctx->get_saved_variables();
-    const auto &x = saved[0], &weight = saved[1], &mean = saved[2], &invstd = saved[3];
+    const auto &x = saved[0], &weight = saved[1], &mean = saved[2], &invstd = saved[3], &n = saved[4];
     auto& group = *reinterpret_cast<SyncGroup*>(ctx->saved_data["group"].toInt());
-    const double n = ctx->saved_data["count"].toDouble();
     const auto dtype = static_cast<c10::ScalarType>(ctx->saved_data["dtype"].toInt());
     const auto dy = grad_outputs[0].to(x.scalar_type());
     const auto dims = reduce_dims(x);
