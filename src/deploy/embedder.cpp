@@ -3,7 +3,10 @@
 #include <filesystem>
 
 #include <ATen/Parallel.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <caffe2/utils/threadpool/thread_pool_guard.h>
 #include <opencv2/imgproc.hpp>
+#include <torch/csrc/jit/passes/xnnpack_rewrite.h>
 #include <torch/torch.h>
 
 #include "reid/config/loader.h"
@@ -95,6 +98,14 @@ Embedder::Embedder(models::ReidModelImpl& model, const data::TransformOptions& t
   trace.channels_last = options_.channels_last;
   traced_ = trace_model(model, trace);
   batch_size_ = options_.batch_size > 0 ? options_.batch_size : automatic_batch_size(traced_, options_);
+  const bool xnnpack = c10::Dispatcher::singleton().findSchema({"prepacked::conv2d_clamp_run", ""}).has_value();
+  if (options_.xnnpack_single_crop && xnnpack && options_.device.is_cpu() && options_.dtype == torch::kFloat) {
+    auto copy = traced_.module.clone();
+    copy.eval();
+    // Freezes the copy and replaces its convolutions (and linear layers) by XNNPACK's prepacked
+    // operators, their weights packed once here.
+    single_crop_ = torch::jit::optimizeForMobile(copy);
+  }
 }
 
 torch::Tensor Embedder::preprocess(const std::vector<cv::Mat>& crops) const {
@@ -122,7 +133,15 @@ torch::Tensor Embedder::embed(const std::vector<cv::Mat>& crops) const {
     if (options_.flip) x = torch::cat({x, x.flip({3})});
     x = x.to(options_.device, options_.dtype, /*non_blocking=*/false);
     if (options_.channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
-    auto f = module.forward({x}).toTensor().to(torch::kFloat);
+    torch::Tensor f;
+    if (single_crop_ && x.size(0) == 1) {
+      // On this thread: XNNPACK's own thread pool would fight LibTorch's OpenMP threads.
+      caffe2::_NoPThreadPoolGuard inline_xnnpack;
+      auto single = *single_crop_;  // a handle: forward() is not const
+      f = single.forward({x}).toTensor();
+    } else {
+      f = module.forward({x}).toTensor().to(torch::kFloat);
+    }
     if (options_.flip) {
       const int64_t half = f.size(0) / 2;
       f = (f.narrow(0, 0, half) + f.narrow(0, half, half)) / 2.0;

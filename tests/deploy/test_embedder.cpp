@@ -51,6 +51,30 @@ TEST(Embedder, FeaturesEqualTheEvaluationPathForCropsOfAnySize) {
   }
 }
 
+// A single crop runs through XNNPACK's convolutions on the CPU (where LibTorch has XNNPACK), a
+// pass of several through oneDNN's: every kind of network gives the same feature both ways.
+TEST(Embedder, ASingleCropGivesTheFeatureOfThePassOfSeveral) {
+  const auto images = crop_images(3);
+  data::TransformOptions small;
+  small.height = 128;
+  small.width = 64;
+  for (const std::string name : {"osnet_x0_25", "osnet_ibn_x1_0", "resnet50", "mgn_resnet50", "resnet50_nl"}) {
+    auto model = random_model(name, models::Neck::kBNNeck, models::Pooling::kAvg);
+    const Embedder embedder(*model, small);
+    const auto several = embedder.embed(images);
+    for (std::size_t i = 0; i < images.size(); ++i) {
+      const auto one = embedder.embed(images[i]);
+      EXPECT_LT((one - several[static_cast<int64_t>(i)]).abs().max().item<double>(), 1e-5) << name << " crop " << i;
+    }
+    EXPECT_TRUE(embedder.single_crop_xnnpack()) << "this LibTorch (PyPI's x86-64 build) has XNNPACK";
+    EmbedderOptions plain;
+    plain.xnnpack_single_crop = false;
+    const Embedder onednn(*model, small, plain);
+    EXPECT_FALSE(onednn.single_crop_xnnpack());
+    EXPECT_LT((onednn.embed(images[0]) - several[0]).abs().max().item<double>(), 1e-5) << name;
+  }
+}
+
 TEST(Embedder, ChoosesSmallerPassesForWiderNetworks) {
   const Embedder narrow(*random_model("osnet_x0_25"), data::TransformOptions());
   const Embedder wide(*random_model("osnet_x1_0"), data::TransformOptions());
