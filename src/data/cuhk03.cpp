@@ -25,11 +25,13 @@ namespace {
 
 const char* kMarker = ".libreid_complete";
 
+#if REID_HAVE_MATIO
 std::string cuhk03_name(int pair, int pid, int view, int image) {
   char name[64];
   std::snprintf(name, sizeof(name), "%d_%03d_%d_%02d.png", pair, pid, view, image);
   return name;
 }
+#endif
 
 // camera = view - 1, the third '_' field of "{pair}_{pid}_{view}_{img}.png".
 int64_t camera_of(const std::string& file_name) {

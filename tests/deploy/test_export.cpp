@@ -199,9 +199,11 @@ TEST(Trace, FoldsBatchNormsAndMatchesTheModelAtAnyBatchSize) {
     // Every batch norm after a convolution is gone; the BNNeck (after pooling) and IBN-a's
     // (after a split) remain.
     EXPECT_GT(count_nodes(unfolded, "aten::batch_norm"), count_nodes(folded, "aten::batch_norm") + 10) << name;
-    for (const auto* node : folded.graph->nodes())
-      if (node->kind() == torch::jit::aten::batch_norm)
+    for (const auto* node : folded.graph->nodes()) {
+      if (node->kind() == torch::jit::aten::batch_norm) {
         EXPECT_NE(node->input(0)->node()->kind(), torch::jit::aten::_convolution) << name;
+      }
+    }
     const auto images = crops(5, 128, 64);
     torch::Tensor expected;
     {

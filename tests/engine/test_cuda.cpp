@@ -54,8 +54,11 @@ TEST(Cuda, TrainingStepsWriteFiniteWeightsAndEvaluate) {
   EXPECT_EQ(result.epochs, 2);
   ASSERT_EQ(result.results.size(), 1u);
   EXPECT_GT(result.results.begin()->second.num_valid, 0);
-  for (const auto& t : models::read_state_dict(result.final_weights))
-    if (t.second.is_floating_point()) EXPECT_TRUE(t.second.isfinite().all().item<bool>()) << t.first;
+  for (const auto& t : models::read_state_dict(result.final_weights)) {
+    if (t.second.is_floating_point()) {
+      EXPECT_TRUE(t.second.isfinite().all().item<bool>()) << t.first;
+    }
+  }
 }
 
 TEST(Cuda, MixedPrecisionFeaturesAgreeWithFloat32) {
