@@ -6,7 +6,11 @@ include(CMakePackageConfigHelpers)
 
 set(REID_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/reid)
 
-install(TARGETS reid EXPORT reidTargets
+set(reid_installed_targets reid reid_core)
+if(TARGET reid_cuda)
+  list(APPEND reid_installed_targets reid_cuda)
+endif()
+install(TARGETS ${reid_installed_targets} EXPORT reidTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}

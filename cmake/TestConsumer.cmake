@@ -22,6 +22,7 @@ run(${CMAKE_COMMAND} -S ${REID_SOURCE_DIR}/examples/consumer -B ${build}
     -C ${init})
 run(${CMAKE_COMMAND} --build ${build})
 run(${build}/reid_consumer)
+run(${build}/reid_consumer_cpu)
 
 # A backbone registered from outside the library, trained through engine::train.
 set(custom ${REID_BINARY_DIR}/consumer-test/custom_model)

@@ -20,18 +20,10 @@
 #include "reid/core/logging.h"
 #include "reid/engine/tcp_backend.h"
 #include "reid/utils/strings.h"
+#include "nccl_backend.h"
 
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#if REID_HAVE_CUDA
-#include <c10/cuda/CUDAFunctions.h>
-#endif
-#if REID_HAVE_NCCL
-#ifndef USE_C10D_NCCL
-#define USE_C10D_NCCL 1
-#endif
-#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
-#endif
 
 namespace reid::engine {
 namespace {
@@ -72,6 +64,14 @@ std::string describe(const std::exception& error) {
 }
 
 }  // namespace
+
+namespace detail {
+namespace {
+std::atomic<NcclBackendFactory> nccl_factory{nullptr};
+}
+void register_nccl_backend(NcclBackendFactory factory) { nccl_factory = factory; }
+NcclBackendFactory nccl_backend() { return nccl_factory.load(); }
+}  // namespace detail
 
 std::optional<DistributedOptions> distributed_options_from_environment() {
   if (env("WORLD_SIZE").empty()) return std::nullopt;
@@ -194,16 +194,18 @@ Distributed::Distributed(const DistributedOptions& options, torch::Device device
       tcp.timeout = options.timeout;
       impl_->group = c10::make_intrusive<TcpBackend>(prefixed, rank_, world_size_, tcp);
     } else {
-#if REID_HAVE_NCCL
-      // This rank's GPU becomes the current device, so that NCCL and every allocation made
-      // without an explicit index land on it.
-      c10::cuda::set_device(device.index());
-      auto nccl_options = c10d::ProcessGroupNCCL::Options::create();
-      nccl_options->timeout = options.timeout;
-      impl_->group = c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, rank_, world_size_, nccl_options);
-#else
-      throw ConfigError("distributed.backend", "this build of LibReID has no NCCL (its LibTorch has no CUDA)");
-#endif
+      const auto factory = detail::nccl_backend();
+      if (!factory)
+        throw ConfigError("distributed.backend",
+                          "nccl is not in this program: it lives in LibReID's CUDA part (libreid_cuda), which "
+                          "programs linked with reid::reid load when LibTorch has CUDA and NCCL");
+      detail::NcclBackendRequest request;
+      request.store = prefixed;
+      request.rank = rank_;
+      request.world_size = world_size_;
+      request.device = device.index();
+      request.timeout = options.timeout;
+      impl_->group = factory(request);
     }
   } catch (const ConfigError&) {
     throw;

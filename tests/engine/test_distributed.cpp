@@ -28,6 +28,7 @@
 #include "reid/models/norm.h"
 #include "reid/models/weights.h"
 #include "support.h"
+#include "engine/nccl_backend.h"
 
 namespace reid::engine {
 namespace {
@@ -222,6 +223,16 @@ TEST(Distributed, RefusesBatchesThatDoNotSplitInWholeIdentities) {
   config = config::load_config("", {"sampler.name=random", "data.batch_size=30"});
   EXPECT_NO_THROW(check_batch_split(config, 3));
   EXPECT_THROW(check_batch_split(config, 4), ConfigError);
+}
+
+// The NCCL process group is in libreid_cuda.so, which registers it when loaded: a program linked
+// with reid::reid (as this one) has it whenever LibTorch has CUDA and NCCL.
+TEST(Distributed, ProgramsLinkedWithReidHaveTheNcclBackend) {
+#if REID_HAVE_NCCL
+  EXPECT_NE(detail::nccl_backend(), nullptr);
+#else
+  GTEST_SKIP() << "this build has no NCCL (its LibTorch has no CUDA or no nccl.h was found)";
+#endif
 }
 
 TEST(Distributed, OneProcessIsANoOp) {

@@ -36,6 +36,19 @@ double json_number(const std::string& json, const std::string& key) {
   return std::stod(json.substr(at + key.size() + 4));
 }
 
+// reid-eval links LibReID's CPU part only: evaluating features loads LibTorch's CPU library and
+// none of its CUDA part (which costs ~230 MiB of resident memory at start-up). The dynamic
+// loader's own log says which libraries the process opened.
+TEST(ReidEval, LoadsNoCudaLibrary) {
+  Files f;
+  const auto r = test::run_command("LD_DEBUG=libs " + test::tool("reid-eval") + f.args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_NE(r.err.find("libtorch_cpu.so"), std::string::npos) << "no loader log to read:\n" << r.err.substr(0, 2000);
+  // (libtorch_cpu.so itself needs the small CUDA runtime and CUPTI, for its profiler.)
+  for (const char* cuda : {"libtorch_cuda.so", "libc10_cuda.so", "libcublas", "libcusparse", "libnvJitLink", "libreid_cuda"})
+    EXPECT_EQ(r.err.find(cuda), std::string::npos) << cuda << " was loaded";
+}
+
 TEST(ReidEval, SameNumbersAsTheInProcessPath) {
   Files f;
   for (const std::string extra : {"", " --metric cosine", " --normalize --rerank --k1 8 --k2 3", " --query-expansion 2"}) {
