@@ -44,7 +44,7 @@ if [ -z "${TORCH_PREFIX:-}" ]; then
 import torch
 print(f"python torch {torch.__version__}, CUDA {torch.version.cuda}, "
       f"cuDNN {torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else 'none'}, "
-      f"NCCL {'.'.join(map(str, torch.cuda.nccl.version())) if torch.cuda.is_available() else 'n/a'}, "
+      f"NCCL {'.'.join(map(str, torch.cuda.nccl.version())) if torch.version.cuda else 'none'}, "
       f"cxx11 ABI {int(torch.compiled_with_cxx11_abi())}, "
       f"GPUs {torch.cuda.device_count()}: {[torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]}")
 if not torch.compiled_with_cxx11_abi():
