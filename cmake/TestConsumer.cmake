@@ -70,3 +70,35 @@ string(REGEX MATCH "best match has the same id for ([0-9]+) of ([0-9]+) boxes" f
 if(NOT found OR NOT CMAKE_MATCH_2 EQUAL 20 OR CMAKE_MATCH_1 LESS 15)
   message(FATAL_ERROR "the tracker example matched too few boxes: '${found}'")
 endif()
+
+# The tracker's bad inputs: one clear error each, exit 1, and usage mistakes exit 2.
+function(expect_failure code pattern)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE status OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT status EQUAL code OR NOT "${out}${err}" MATCHES "${pattern}")
+    message(FATAL_ERROR "expected exit ${code} and '${pattern}' from ${ARGN}; got ${status}:\n${out}${err}")
+  endif()
+endfunction()
+expect_failure(2 "error: --render <frames> must be a whole number from 1 to 100000, not 'abc'"
+               ${tracker}/tracker --render ${tracker}/unused abc)
+expect_failure(1 "sequence: is a folder, not a boxes file"
+               ${tracker}/tracker ${tracker}/run ${tracker}/sequence/frames ${tracker}/sequence)
+file(WRITE ${tracker}/malformed.txt "1,1,10,10,50,100\nx,1,10,10,50,100\n")
+expect_failure(1 "malformed.txt:2: expected 'frame, id, x, y, w, h'"
+               ${tracker}/tracker ${tracker}/run ${tracker}/sequence/frames ${tracker}/malformed.txt)
+# A box thinner than a pixel, inside the frame, covers the pixel it lies on.
+file(WRITE ${tracker}/thin.txt "1,1,100.5,80,0.001,120\n2,1,100.5,80,0.001,120\n")
+execute_process(COMMAND ${tracker}/tracker ${tracker}/run ${tracker}/sequence/frames ${tracker}/thin.txt
+                RESULT_VARIABLE status OUTPUT_VARIABLE output ERROR_VARIABLE errors)
+if(NOT status EQUAL 0 OR "${output}${errors}" MATCHES "outside the frame"
+   OR NOT output MATCHES "same id for 1 of 1 boxes")
+  message(FATAL_ERROR "a 0.001-pixel-wide box inside the frame (${status}):\n${output}${errors}")
+endif()
+# A frame whose header declares 12000 x 12000 pixels is refused before it is decoded.
+file(MAKE_DIRECTORY ${tracker}/bomb)
+execute_process(COMMAND sh -c "printf '\\211PNG\\r\\n\\032\\n\\000\\000\\000\\015IHDR\\000\\000\\056\\340\\000\\000\\056\\340\\010\\002\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000IEND\\256B`\\202' > ${tracker}/bomb/000001.png"
+                RESULT_VARIABLE status)
+if(NOT status EQUAL 0)
+  message(FATAL_ERROR "cannot write the test frame")
+endif()
+expect_failure(1 "000001.png: .*12000x12000 pixels, more than the limit"
+               ${tracker}/tracker ${tracker}/run ${tracker}/bomb ${tracker}/thin.txt)

@@ -9,6 +9,7 @@
 //
 // <run_dir> is a reid-train output folder (config.yaml + model_best.pt / model_final.pt).
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -21,7 +22,10 @@
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#ifdef TRACKER_HAVE_VIDEOIO
 #include <opencv2/videoio.hpp>
+#endif
+#include <reid/data/image_io.h>
 #include <reid/data/synthetic.h>
 #include <reid/deploy/embedder.h>
 
@@ -29,31 +33,66 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Box {
-  int64_t id = 0;
-  cv::Rect rect;
+// A command-line mistake: exit status 2, like the library's executables.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
+// A whole number >= 1 given for `option`.
+int parse_count(const std::string& text, const std::string& option) {
+  try {
+    std::size_t used = 0;
+    const long value = std::stol(text, &used);
+    if (used == text.size() && value >= 1 && value <= 100000) return static_cast<int>(value);
+  } catch (const std::exception&) {
+  }
+  throw UsageError(option + " must be a whole number from 1 to 100000, not '" + text + "'");
+}
+
+struct Box {
+  int64_t id = 0;
+  cv::Rect2d rect;  // as written in the file: MOT boxes have fractional coordinates
+};
+
+// The pixels a box covers: every pixel it touches, so that a box of any positive size inside the
+// frame has at least one.
+cv::Rect covered_pixels(const cv::Rect2d& box) {
+  const int x0 = static_cast<int>(std::floor(box.x)), y0 = static_cast<int>(std::floor(box.y));
+  const int x1 = static_cast<int>(std::ceil(box.x + box.width)), y1 = static_cast<int>(std::ceil(box.y + box.height));
+  return {x0, y0, x1 - x0, y1 - y0};
+}
+
 // MOT format: frame, id, x, y, w, h[, conf, ...], comma- or space-separated; '#' starts a comment.
+// Any other non-blank line is an error naming the file and line.
 std::map<int64_t, std::vector<Box>> read_boxes(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw std::runtime_error(path + ": is a folder, not a boxes file");
+  if (!fs::exists(path, ec)) throw std::runtime_error(path + ": boxes file not found");
   std::ifstream in(path);
   if (!in) throw std::runtime_error(path + ": cannot open the boxes file");
   std::map<int64_t, std::vector<Box>> frames;
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {
+    const std::string original = line;
     line = line.substr(0, line.find('#'));
     std::replace(line.begin(), line.end(), ',', ' ');
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank or comment
     std::istringstream fields(line);
     double frame = 0, id = 0, x = 0, y = 0, w = 0, h = 0;
-    if (!(fields >> frame)) continue;  // blank line
-    if (!(fields >> id >> x >> y >> w >> h) || frame < 1 || w <= 0 || h <= 0)
-      throw std::runtime_error(path + ":" + std::to_string(number) + ": expected 'frame, id, x, y, w, h' with frame >= 1 "
-                               "and a positive size, got '" + line + "'");
-    frames[static_cast<int64_t>(frame)].push_back(
-        {static_cast<int64_t>(id), cv::Rect(cvRound(x), cvRound(y), cvRound(w), cvRound(h))});
+    if (!(fields >> frame >> id >> x >> y >> w >> h) || !std::isfinite(x) || !std::isfinite(y) ||
+        !(w > 0 && w < 1e6) || !(h > 0 && h < 1e6) || frame < 1 || frame != std::floor(frame) || id != std::floor(id))
+      throw std::runtime_error(path + ":" + std::to_string(number) +
+                               ": expected 'frame, id, x, y, w, h' (numbers; frame and id whole, frame >= 1, a positive "
+                               "size), got '" + original + "'");
+    frames[static_cast<int64_t>(frame)].push_back({static_cast<int64_t>(id), cv::Rect2d(x, y, w, h)});
   }
+  if (in.bad()) throw std::runtime_error(path + ": cannot read the boxes file");
   return frames;
 }
+
+// Frames are held to the library's limit for images (4096 x 4096 pixels): a hostile frame header
+// cannot make the decoder allocate gigabytes.
+constexpr int64_t kMaxFramePixels = reid::data::kDefaultMaxImagePixels;
 
 // Frames in order: the sorted images of a folder, or a video's frames.
 class FrameSource {
@@ -67,17 +106,29 @@ class FrameSource {
       }
       std::sort(files_.begin(), files_.end());
       if (files_.empty()) throw std::runtime_error(path + ": no images in the folder");
-    } else if (!video_.open(path)) {
-      throw std::runtime_error(path + ": neither an image folder nor a video OpenCV can read");
+    } else {
+#ifdef TRACKER_HAVE_VIDEOIO
+      if (!video_.open(path)) throw std::runtime_error(path + ": neither an image folder nor a video OpenCV can read");
+      // The same pixel limit as for images, before the first frame is decoded.
+      const double pixels = video_.get(cv::CAP_PROP_FRAME_WIDTH) * video_.get(cv::CAP_PROP_FRAME_HEIGHT);
+      if (pixels > static_cast<double>(kMaxFramePixels))
+        throw std::runtime_error(path + ": frames of " + std::to_string(static_cast<long long>(pixels)) +
+                                 " pixels, over the limit of " + std::to_string(kMaxFramePixels));
+#else
+      throw std::runtime_error(path + ": not a folder of frames (this build's OpenCV has no videoio, so it reads no video files)");
+#endif
     }
   }
   // The next frame (empty at the end).
   cv::Mat next() {
     cv::Mat frame;
     if (!files_.empty()) {
-      if (index_ < files_.size()) frame = cv::imread(files_[index_++], cv::IMREAD_COLOR);
+      // Header checked and the pixel limit applied before decoding, as for dataset images.
+      if (index_ < files_.size()) frame = reid::data::read_image(files_[index_++], kMaxFramePixels);
     } else {
+#ifdef TRACKER_HAVE_VIDEOIO
       video_.read(frame);
+#endif
     }
     return frame;
   }
@@ -85,7 +136,9 @@ class FrameSource {
  private:
   std::vector<std::string> files_;
   std::size_t index_ = 0;
+#ifdef TRACKER_HAVE_VIDEOIO
   cv::VideoCapture video_;
+#endif
 };
 
 int track(const std::string& run_dir, const std::string& frames_path, const std::string& boxes_path,
@@ -106,7 +159,7 @@ int track(const std::string& run_dir, const std::string& frames_path, const std:
     std::vector<cv::Mat> crops;
     const auto it = boxes.find(number);
     for (const Box& box : it == boxes.end() ? std::vector<Box>{} : it->second) {
-      const cv::Rect inside = box.rect & cv::Rect(0, 0, frame.cols, frame.rows);
+      const cv::Rect inside = covered_pixels(box.rect) & cv::Rect(0, 0, frame.cols, frame.rows);
       if (inside.area() == 0) {
         std::cerr << "frame " << number << ": box of id " << box.id << " lies outside the frame, skipped\n";
         continue;
@@ -161,7 +214,8 @@ int render(const std::string& out_dir, int frames, int people) {
     }
     char name[32];
     std::snprintf(name, sizeof(name), "%06d.jpg", f);
-    cv::imwrite((fs::path(out_dir) / "frames" / name).string(), frame);
+    if (!cv::imwrite((fs::path(out_dir) / "frames" / name).string(), frame))
+      throw std::runtime_error((fs::path(out_dir) / "frames" / name).string() + ": cannot write the frame");
   }
   std::cout << "wrote " << frames << " frames and their boxes to " << out_dir << "\n";
   return 0;
@@ -172,11 +226,15 @@ int render(const std::string& out_dir, int frames, int people) {
 int main(int argc, char** argv) {
   try {
     const std::vector<std::string> args(argv + 1, argv + argc);
-    if (args.size() >= 2 && args[0] == "--render")
-      return render(args[1], args.size() > 2 ? std::stoi(args[2]) : 8, args.size() > 3 ? std::stoi(args[3]) : 4);
+    if (args.size() >= 2 && args.size() <= 4 && args[0] == "--render")
+      return render(args[1], args.size() > 2 ? parse_count(args[2], "--render <frames>") : 8,
+                    args.size() > 3 ? parse_count(args[3], "--render <people>") : 4);
     if (args.size() == 3 || args.size() == 4) return track(args[0], args[1], args[2], args.size() == 4 ? args[3] : "cpu");
     std::cerr << "usage: tracker <run_dir> <video | image folder> <boxes.txt> [cpu|cuda]\n"
                  "       tracker --render <out_dir> [frames] [people]\n";
+    return 2;
+  } catch (const UsageError& e) {
+    std::cerr << "error: " << e.what() << " (usage: tracker --render <out_dir> [frames] [people])\n";
     return 2;
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
