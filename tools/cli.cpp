@@ -1,5 +1,6 @@
 #include "cli.h"
 
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -107,7 +108,25 @@ std::string describe_exception(const std::exception& error) {
   return text;
 }
 
+CLI::Validator at_least(long long minimum, const std::string& what) {
+  return CLI::Validator(
+      [minimum, what](std::string& value) -> std::string {
+        try {
+          std::size_t used = 0;
+          const long long n = std::stoll(value, &used);
+          if (used == value.size() && n >= minimum) return "";
+        } catch (const std::exception&) {
+        }
+        return "must be " + what + ", " + std::to_string(minimum) + " or more, not '" + value + "'";
+      },
+      "INT >= " + std::to_string(minimum));
+}
+
 int run_main(const std::function<int()>& body) {
+  // A file-size limit (ulimit -f) must fail the write that crosses it with EFBIG, which the
+  // writers report naming the file and clean up after, rather than kill the process with no
+  // message and a temporary file left behind.
+  std::signal(SIGXFSZ, SIG_IGN);
   try {
     return body();
   } catch (const UsageError& error) {

@@ -58,6 +58,10 @@ bool prepare_run(const Config& config, const CommonOptions& options, const std::
 bool print_requested(const Config& config, const CommonOptions& options);
 
 /// Runs `body`, turning any exception into one line on stderr and exit code 1.
+/// A CLI11 check: a whole number >= `minimum`; its message says so in words ("must be a number of
+/// processes, 1 or more, not '0'"), where CLI11's own range checks print a 309-digit bound.
+CLI::Validator at_least(long long minimum, const std::string& what);
+
 int run_main(const std::function<int()>& body);
 
 /// Single-line text of the exception (LibTorch errors without their backtrace).

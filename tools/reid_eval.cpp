@@ -1,6 +1,5 @@
 // reid-eval: evaluate saved features (.npy, as Python users export them or reid-extract writes
 // them): rank-1/5/10, mAP, mINP, optionally TPR@FPR, re-ranking and query expansion.
-#include <fstream>
 #include <iostream>
 
 #include "cli.h"
@@ -8,6 +7,7 @@
 #include "reid/core/runtime.h"
 #include "reid/eval/evaluator.h"
 #include "reid/eval/visualize.h"
+#include "reid/utils/files.h"
 
 int main(int argc, char** argv) {
   return reid::tools::run_main([&]() -> int {
@@ -58,10 +58,7 @@ int main(int argc, char** argv) {
     std::cout << "query " << query.size() << " x gallery " << gallery.size() << ", " << metric
               << (options.normalize ? ", normalised" : "") << (options.rerank ? ", re-ranked" : "") << "\n";
     std::cout << result.summary({1, 5, 10}) << "\n";
-    if (!output.empty()) {
-      std::ofstream out(output);
-      if (!(out << result.to_json({1, 5, 10, 20}) << "\n")) throw reid::IOError(output, "cannot write the metrics");
-    }
+    if (!output.empty()) reid::utils::write_file_atomically(output, result.to_json({1, 5, 10, 20}) + "\n", "the metrics");
     if (visualize > 0) {
       // Not a structured binding: C++17 lambdas cannot capture one (clang refuses).
       const auto prepared = reid::eval::prepare_features(query, gallery, options);

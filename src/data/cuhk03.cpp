@@ -233,7 +233,7 @@ std::vector<CUHK03Identity> extract_cuhk03_images(const std::string& mat_path, c
       identities.push_back(std::move(identity));
     }
   }
-  std::ofstream(dir / kMarker) << written << "\n";
+  utils::write_file_atomically((dir / kMarker).string(), std::to_string(written) + "\n", "the conversion marker");
   logger().info("cuhk03: {} {} images converted", written, kind);
   return identities;
 #else

@@ -7,11 +7,18 @@
 #include <fstream>
 #include <sstream>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "reid/core/error.h"
 #include "reid/core/logging.h"
+#include "reid/utils/files.h"
 #include "reid/utils/strings.h"
 
 namespace fs = std::filesystem;
@@ -25,9 +32,31 @@ std::string number(double v) {
   return buffer;
 }
 
+// A JSON number; JSON has no NaN or infinity, so those are written as null.
+std::string json_number(double v) { return std::isfinite(v) ? number(v) : "null"; }
+
+// Appends one whole line or throws naming the file and the system's reason (a full disk, a file
+// size limit): a stream would report neither, and might leave half a line.
 void append_line(const fs::path& path, const std::string& line) {
-  std::ofstream out(path, std::ios::app);
-  if (!(out << line << "\n")) throw IOError(path.string(), "cannot append to the metrics file");
+  const std::string bytes = line + "\n";
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) throw IOError(path.string(), std::string("cannot append to the metrics file: ") + std::strerror(errno));
+  const off_t start = ::lseek(fd, 0, SEEK_END);
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int error = n < 0 ? errno : ENOSPC;
+      if (start >= 0 && ::ftruncate(fd, start) != 0) {
+        // Nothing more to do: the error below names the file.
+      }
+      ::close(fd);
+      throw IOError(path.string(), std::string("cannot append to the metrics file: ") + std::strerror(error));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::close(fd) != 0) throw IOError(path.string(), std::string("cannot append to the metrics file: ") + std::strerror(errno));
 }
 
 // Reads (epoch, loss) and the first target's (epoch, rank1, mAP) back from metrics.csv, so that a
@@ -113,9 +142,9 @@ Recorder::Recorder(const std::string& output_dir, std::vector<std::string> targe
 void Recorder::iteration(const IterationStats& s) {
   std::ostringstream json;
   json << "{\"type\": \"iteration\", \"epoch\": " << s.epoch << ", \"iteration\": " << s.iteration
-       << ", \"lr\": " << number(s.lr) << ", \"loss\": " << number(s.loss);
-  for (const auto& t : s.terms) json << ", \"" << t.first << "\": " << number(t.second);
-  json << ", \"images_per_second\": " << number(s.images_per_second) << ", \"data_fraction\": " << number(s.data_fraction)
+       << ", \"lr\": " << json_number(s.lr) << ", \"loss\": " << json_number(s.loss);
+  for (const auto& t : s.terms) json << ", " << utils::json_quote(t.first) << ": " << json_number(t.second);
+  json << ", \"images_per_second\": " << json_number(s.images_per_second) << ", \"data_fraction\": " << json_number(s.data_fraction)
        << "}";
   append_line(fs::path(dir_) / "metrics.jsonl", json.str());
   if (tensorboard_) {
@@ -136,9 +165,9 @@ void Recorder::epoch(const EpochStats& s) {
   if (term_names_.empty())
     for (const auto& t : s.terms) term_names_.push_back(t.first);
   std::ostringstream json;
-  json << "{\"type\": \"epoch\", \"epoch\": " << s.epoch << ", \"lr\": " << number(s.lr) << ", \"loss\": " << number(s.loss);
-  for (const auto& t : s.terms) json << ", \"" << t.first << "\": " << number(t.second);
-  json << ", \"images_per_second\": " << number(s.images_per_second) << ", \"seconds\": " << number(s.seconds) << "}";
+  json << "{\"type\": \"epoch\", \"epoch\": " << s.epoch << ", \"lr\": " << json_number(s.lr) << ", \"loss\": " << json_number(s.loss);
+  for (const auto& t : s.terms) json << ", " << utils::json_quote(t.first) << ": " << json_number(t.second);
+  json << ", \"images_per_second\": " << json_number(s.images_per_second) << ", \"seconds\": " << json_number(s.seconds) << "}";
   append_line(fs::path(dir_) / "metrics.jsonl", json.str());
   loss_curve_.emplace_back(static_cast<double>(s.epoch), s.loss);
   if (tensorboard_) {
@@ -150,8 +179,8 @@ void Recorder::epoch(const EpochStats& s) {
 
 void Recorder::evaluation(int64_t epoch, const std::string& dataset, const eval::EvalResult& r) {
   append_line(fs::path(dir_) / "metrics.jsonl",
-              "{\"type\": \"evaluation\", \"epoch\": " + std::to_string(epoch) + ", \"dataset\": \"" + dataset +
-                  "\", \"metrics\": " + r.to_json() + "}");
+              "{\"type\": \"evaluation\", \"epoch\": " + std::to_string(epoch) + ", \"dataset\": " + utils::json_quote(dataset) +
+                  ", \"metrics\": " + r.to_json() + "}");
   if (epoch == last_epoch_.epoch) {
     last_eval_[dataset] = {r.cmc[0], r.mAP};
     last_minp_[dataset] = r.mINP;
@@ -211,7 +240,9 @@ void Recorder::draw_curve() const {
   draw_panel(canvas, {450, 0, 450, 340}, target + " (%)", {{"rank-1", rank1}, {"mAP", map}},
              {{0, 140, 0}, {0, 0, 200}});
   const std::string path = (fs::path(dir_) / "training_curve.png").string();
-  if (!cv::imwrite(path, canvas)) throw IOError(path, "cannot write the training curve");
+  utils::write_atomically(path, "the training curve", [&](const std::string& temporary) {
+    if (!cv::imwrite(temporary, canvas)) throw IOError(path, "cannot write the training curve");
+  });
 }
 
 }  // namespace reid::engine

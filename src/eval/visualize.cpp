@@ -12,6 +12,7 @@
 
 #include "reid/core/error.h"
 #include "reid/data/image_io.h"
+#include "reid/utils/files.h"
 
 namespace reid::eval {
 namespace {
@@ -78,7 +79,9 @@ std::vector<std::string> write_ranked_lists(const std::function<torch::Tensor(in
     char name[64];
     std::snprintf(name, sizeof(name), "%03zu_q%lld.png", position, static_cast<long long>(q));
     const std::string path = (std::filesystem::path(dir) / name).string();
-    if (!cv::imwrite(path, canvas)) throw IOError(path, "cannot write the ranked list");
+    utils::write_atomically(path, "the ranked list", [&](const std::string& temporary) {
+      if (!cv::imwrite(temporary, canvas)) throw IOError(path, "cannot write the ranked list");
+    });
     written.push_back(path);
   }
   return written;

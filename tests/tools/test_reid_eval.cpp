@@ -98,5 +98,21 @@ TEST(ReidEval, BadInputsFailWithOneLineNamingTheFile) {
   }
 }
 
+// Every output goes through the checked atomic writer: a write that fails (here a file-size
+// limit of 0, which also raises SIGXFSZ) is one error naming the file, exit 1, and neither the
+// file nor a temporary is left. The console goes through a pipe, which the limit spares.
+TEST(ReidEval, AnOutputThatCannotBeWrittenIsAnErrorNotAnEmptyFile) {
+  Files f;
+  const auto json = f.dir / "metrics.json";
+  const auto r = test::run_command("sh -c '{ (ulimit -f 0; exec " + test::tool("reid-eval") + f.args + " --output " +
+                                   json.string() + ") 2>&1; echo \"exit status $?\"; } | cat'");
+  EXPECT_NE(r.out.find("exit status 1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("error: " + json.string() + ": cannot write the metrics: File too large"), std::string::npos)
+      << r.out;
+  EXPECT_FALSE(std::filesystem::exists(json));
+  for (const auto& e : std::filesystem::directory_iterator(f.dir.path()))
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
+}
+
 }  // namespace
 }  // namespace reid
