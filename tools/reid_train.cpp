@@ -38,11 +38,11 @@ int main(int argc, char** argv) {
     reid::tools::add_common_options(app, options);
     app.add_flag("--resume", resume, "Continue from <output-dir>/checkpoints/last.ckpt");
     app.add_flag("--overwrite", overwrite,
-                 "Start afresh in an output folder that already holds a run (its checkpoint, weights and "
-                 "metrics are removed)");
+                 "Start afresh in an output folder that already holds a run (the files a run writes are "
+                 "removed: checkpoint, weights, metrics, its TensorBoard events; nothing else)");
     app.add_option("--nproc-per-node", nproc,
                    "Train data-parallel with N processes on this machine (data.batch_size stays the global batch)")
-        ->check(CLI::PositiveNumber);
+        ->check(reid::tools::at_least(1, "a number of processes"));
     if (const int code = reid::tools::parse_command_line(app, argc, argv); code >= 0) return code;
     const reid::Config config = reid::tools::load_config(options);
     if (resume && overwrite) throw reid::tools::UsageError("--overwrite cannot be combined with --resume");

@@ -1,10 +1,15 @@
 #include "reid/config/loader.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -362,12 +367,52 @@ YAML::Node parse_yaml(const std::string& text, const std::string& origin) {
   }
 }
 
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IOError(path.string(), "cannot read the config file");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+constexpr std::size_t kMaxConfigBytes = std::size_t{4} << 20;
+
+// What a path that is not a regular file is, for the error.
+std::string file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a folder";
+  if (S_ISFIFO(mode)) return "a named pipe (FIFO)";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+// The text of a config file: a regular file of at most 4 MB, checked before a byte is read (a
+// FIFO would block, a device never end, a 300 MB file cost its size in memory).
+std::string read_text(const fs::path& path, const std::string& included_from) {
+  const std::string where = included_from.empty() ? "" : " (the _base_ of " + included_from + ")";
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) {
+    const int error = errno;
+    if (error == ENOENT || error == ENOTDIR) throw IOError(path.string(), "config file not found" + where);
+    throw IOError(path.string(), std::string("cannot read the config file") + where + ": " + std::strerror(error));
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat info {};
+  if (::fstat(fd, &info) != 0)
+    throw IOError(path.string(), std::string("cannot read the config file") + where + ": " + std::strerror(errno));
+  if (!S_ISREG(info.st_mode))
+    throw IOError(path.string(), "is " + file_kind(info.st_mode) + ", not a config file" + where);
+  if (static_cast<std::uint64_t>(info.st_size) > kMaxConfigBytes)
+    throw ConfigError(path.string(), "too large for a config (" + std::to_string(info.st_size) +
+                                         " bytes, over 4 MB)" + where);
+  std::string text;
+  char buffer[65536];
+  while (true) {
+    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw IOError(path.string(), std::string("cannot read the config file") + where + ": " + std::strerror(errno));
+    if (n == 0) break;
+    text.append(buffer, static_cast<std::size_t>(n));
+    if (text.size() > kMaxConfigBytes)  // grew while being read
+      throw ConfigError(path.string(), "too large for a config (over 4 MB)" + where);
+  }
+  return text;
 }
 
 YAML::Node resolve_bases(YAML::Node node, const fs::path& base_dir, const std::string& origin,
@@ -376,10 +421,7 @@ YAML::Node resolve_bases(YAML::Node node, const fs::path& base_dir, const std::s
 YAML::Node load_file(const fs::path& path, const std::string& included_from,
                      std::vector<std::string>& stack) {
   std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) {
-    const std::string where = included_from.empty() ? "" : " (the _base_ of " + included_from + ")";
-    throw IOError(path.string(), "config file not found" + where);
-  }
+  const std::string text = read_text(path, included_from);
   const std::string canonical = fs::weakly_canonical(path, ec).string();
   for (const auto& open : stack) {
     if (open == canonical) {
@@ -389,7 +431,7 @@ YAML::Node load_file(const fs::path& path, const std::string& included_from,
     }
   }
   stack.push_back(canonical);
-  YAML::Node node = parse_yaml(read_text(path), path.string());
+  YAML::Node node = parse_yaml(text, path.string());
   YAML::Node resolved = resolve_bases(node, path.parent_path(), path.string(), stack);
   stack.pop_back();
   return resolved;

@@ -21,6 +21,30 @@ std::string joined(const T& values) {
   return out.str();
 }
 
+// True when `a` and `b` name the same file: the same path once resolved, or (both existing)
+// links to one file.
+bool same_file(const std::string& a, const std::string& b) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const auto ca = fs::weakly_canonical(a, ec);
+  if (ec) return false;
+  const auto cb = fs::weakly_canonical(b, ec);
+  if (ec) return false;
+  if (ca == cb) return true;
+  return fs::exists(a, ec) && fs::exists(b, ec) && fs::equivalent(a, b, ec);
+}
+
+// One file per output, and no output over the weights it is made from.
+void check_output_paths(const std::string& weights, const ExportOptions& options) {
+  if (!options.onnx.empty() && !options.torchscript.empty() && same_file(options.onnx, options.torchscript))
+    throw Error("the ONNX and the TorchScript output are the same file (" + options.onnx +
+                "): give each its own path");
+  for (const auto& [kind, path] : {std::pair<std::string, std::string>{"ONNX", options.onnx}, {"TorchScript", options.torchscript}})
+    if (!path.empty() && same_file(path, weights))
+      throw Error("the " + kind + " output " + path + " is the weights file being exported: writing it would destroy "
+                  "the weights; give another path");
+}
+
 }  // namespace
 
 models::ReidModel load_for_tracing(const Config& config, const std::string& weights,
@@ -56,6 +80,7 @@ std::map<std::string, std::string> preprocessing_metadata(const Config& config, 
 TracedModel export_model(const Config& config, const std::string& weights, const ExportOptions& options,
                          const engine::Registries& registries) {
   if (options.onnx.empty() && options.torchscript.empty()) throw Error("nothing to export: give an ONNX or TorchScript path");
+  check_output_paths(weights, options);
   auto model = load_for_tracing(config, weights, registries);
   const auto transform = engine::transform_options(config, /*train=*/false);
   TraceOptions trace;

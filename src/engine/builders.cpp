@@ -238,8 +238,18 @@ torch::Device rank_device(const Config& config, const DistributedOptions& job) {
 }
 
 void check_batch_split(const Config& config, int world_size) {
-  if (world_size <= 1) return;
   const int batch = config.data.batch_size;
+  if (batch / std::max(world_size, 1) < 2)
+    throw ConfigError("data.batch_size",
+                      world_size > 1
+                          ? "a global batch of " + std::to_string(batch) + " images gives each of " +
+                                std::to_string(world_size) + " processes (--nproc-per-node / WORLD_SIZE) " +
+                                std::to_string(batch / world_size) +
+                                " image(s), and batch norm trains on 2 or more: use a batch of at least " +
+                                std::to_string(2 * world_size) + " images, or fewer processes"
+                          : "a batch of " + std::to_string(batch) +
+                                " image cannot train a network with batch norm (it needs 2 or more images per batch)");
+  if (world_size <= 1) return;
   const std::string processes = std::to_string(world_size) + " processes";
   if (config.sampler.name == "random") {
     if (batch % world_size != 0)
@@ -285,7 +295,8 @@ data::LoaderOptions loader_options(const Config& config, bool cuda) {
   return o;
 }
 
-std::unique_ptr<data::Sampler> build_sampler(const Config& config, const data::RecordList& records) {
+std::unique_ptr<data::Sampler> build_sampler(const Config& config, const data::RecordList& records, int world_size) {
+  check_batch_split(config, world_size);
   std::unique_ptr<data::Sampler> sampler;
   try {
     sampler = data::make_sampler(config.sampler.name, records, config.data.batch_size, config.sampler.num_instances,
@@ -306,6 +317,19 @@ std::unique_ptr<data::Sampler> build_sampler(const Config& config, const data::R
                                                            : " (K = " + std::to_string(config.sampler.num_instances) +
                                                                  " images per identity)") +
                           ": use a smaller batch");
+  // A short last batch (random sampler without drop_last) of fewer than 2 images per process
+  // would stop training at the end of the first epoch with LibTorch's batch-norm error.
+  const auto plan = sampler->plan(0);
+  const int64_t world = std::max(world_size, 1);
+  for (const auto& batch : plan)
+    if (static_cast<int64_t>(batch.size()) / world < 2)
+      throw ConfigError("data.batch_size",
+                        "the last batch of each epoch holds the " + std::to_string(batch.size()) + " image(s) left of " +
+                            std::to_string(records->size()) + " training images in batches of " +
+                            std::to_string(config.data.batch_size) + ", " +
+                            (world > 1 ? "fewer than 2 for each of " + std::to_string(world) + " processes"
+                                       : std::string("fewer than the 2 batch norm trains on")) +
+                            ": set sampler.drop_last: true, or choose another batch size");
   return sampler;
 }
 

@@ -90,11 +90,51 @@ auto guarded_read(const std::string& path, F&& body) {
   }
 }
 
+std::string describe(const torch::Tensor& t) {
+  std::string text = std::string(c10::toString(t.scalar_type())) + " [";
+  for (int64_t i = 0; i < t.dim(); ++i) text += (i ? ", " : "") + std::to_string(t.size(i));
+  return text + "]";
+}
+
+// Reads the tensors Module::save wrote for `module` (its own parameters and buffers, then each
+// child in a nested archive) and checks each against the module's before anything is copied:
+// LibTorch's Module::load would silently take a tensor of another shape and fail later, deep in
+// a convolution. Throws reid::Error naming the first tensor that is missing or differs.
+void read_module(torch::nn::Module& module, torch::serialize::InputArchive& archive, const std::string& prefix,
+                 std::vector<std::pair<torch::Tensor, torch::Tensor>>& copies) {
+  auto take = [&](const std::string& key, const torch::Tensor& target, bool is_buffer) {
+    torch::Tensor stored;
+    if (!archive.try_read(key, stored, is_buffer))
+      throw Error("it has no tensor " + prefix + key + ", which the model has: it was written for another model");
+    if (stored.sizes() != target.sizes() || stored.scalar_type() != target.scalar_type())
+      throw Error("tensor " + prefix + key + " is " + describe(stored) + " there but " + describe(target) +
+                  " in the model: it was written for another model or configuration");
+    copies.emplace_back(target, stored);
+  };
+  for (const auto& p : module.named_parameters(/*recurse=*/false)) take(p.key(), p.value(), false);
+  for (const auto& b : module.named_buffers(/*recurse=*/false)) take(b.key(), b.value(), true);
+  for (const auto& child : module.named_children()) {
+    if (!child.value()->is_serializable()) continue;
+    torch::serialize::InputArchive nested;
+    if (!archive.try_read(child.key(), nested))
+      throw Error("it has no " + prefix + child.key() + ", which the model has: it was written for another model");
+    read_module(*child.value(), nested, prefix + child.key() + ".", copies);
+  }
+}
+
+void load_module_checked(torch::nn::Module& module, torch::serialize::InputArchive& archive) {
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> copies;
+  read_module(module, archive, "", copies);
+  torch::NoGradGuard no_grad;
+  for (auto& copy : copies) copy.first.copy_(copy.second);
+}
+
 }  // namespace
 
 void Checkpointer::add(const std::string& name, torch::nn::Module& module) {
   for (const auto& e : entries_) TORCH_CHECK(e.name != name, "checkpoint entry '", name, "' is registered twice");
-  entries_.push_back({name, [&module](auto& a) { module.save(a); }, [&module](auto& a) { module.load(a); }});
+  entries_.push_back(
+      {name, [&module](auto& a) { module.save(a); }, [&module](auto& a) { load_module_checked(module, a); }});
 }
 
 void Checkpointer::add(const std::string& name, torch::optim::Optimizer& optimizer) {
@@ -150,7 +190,13 @@ TrainingState Checkpointer::load(const std::string& path, std::vector<RankState>
     for (const auto& e : entries_) {
       torch::serialize::InputArchive child;
       if (!archive.try_read(e.name, child)) throw IOError(path, "the checkpoint has no " + e.name);
-      e.load(child);
+      try {
+        e.load(child);
+      } catch (const IOError&) {
+        throw;
+      } catch (const Error& error) {
+        throw IOError(path, "cannot resume from this checkpoint's " + e.name + ": " + error.what());
+      }
     }
     if (ranks) {
       ranks->clear();

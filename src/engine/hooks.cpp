@@ -173,6 +173,16 @@ void CheckpointHook::after_train(Trainer& trainer) {
                   trainer.epoch() + 1, trainer.batch(), path_);
 }
 
+void CheckpointHook::on_failure(Trainer& trainer) {
+  trainer.save_checkpoint(path_);
+  const bool whole = trainer.state().sampler.position == 0;
+  logger().warn("training stopped by the error below {}: checkpoint written to {}; once the cause is fixed, "
+                "continue with --resume",
+                whole ? "after epoch " + std::to_string(trainer.state().epoch)
+                      : "at epoch " + std::to_string(trainer.epoch() + 1) + ", batch " + std::to_string(trainer.batch()),
+                path_);
+}
+
 // ---- evaluation ---------------------------------------------------------------------------------
 
 EvaluationHook::EvaluationHook(std::vector<data::DatasetSplits> targets, EvaluationOptions evaluation,

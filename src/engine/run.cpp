@@ -1,6 +1,8 @@
 #include "reid/engine/run.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 
 #include <torch/torch.h>
@@ -37,15 +39,110 @@ bool breaks_resume(const std::string& key) {
   return false;
 }
 
-// Files that make a folder a run's (not log.txt or config.yaml, which a failed start leaves).
+// The files a training run writes into its folder (paths relative to it), temporaries of the
+// atomic writer included; not log.txt or config.yaml, which a failed start leaves too. Only
+// these make a folder a run's, and only these does --overwrite remove.
 std::vector<std::string> run_files(const fs::path& dir) {
   std::vector<std::string> found;
-  for (const char* name : {"checkpoints", "model_final.pt", "model_best.pt", "metrics.csv", "metrics.jsonl", "tb",
-                           "training_curve.png"}) {
-    std::error_code ec;
+  std::error_code ec;
+  for (const char* name : {"model_final.pt", "model_best.pt", "metrics.csv", "metrics.jsonl", "training_curve.png",
+                           "model_final.tmp.pt", "model_best.tmp.pt", "training_curve.tmp.png",
+                           "checkpoints/last.ckpt", "checkpoints/last.tmp.ckpt"})
     if (fs::exists(dir / name, ec)) found.push_back(name);
-  }
+  // TensorBoard event files LibReID wrote end in ".libreid" (tensorboard.cpp).
+  if (fs::is_directory(dir / "tb", ec))
+    for (const auto& entry : fs::directory_iterator(dir / "tb", ec)) {
+      const std::string name = entry.path().filename().string();
+      if (entry.is_regular_file(ec) && utils::starts_with(name, "events.out.tfevents.") &&
+          utils::ends_with(name, ".libreid"))
+        found.push_back("tb/" + name);
+    }
   return found;
+}
+
+// Every rank's text, in rank order (collective).
+std::vector<std::string> exchange_text(Distributed& dist, const std::string& mine) {
+  const auto options = torch::TensorOptions().device(dist.device());
+  const auto lengths = dist.all_gather(torch::full({1}, static_cast<int64_t>(mine.size()), options.dtype(torch::kLong)));
+  int64_t longest = 1;
+  for (const auto& l : lengths) longest = std::max(longest, l.item<int64_t>());
+  auto bytes = torch::zeros({longest}, torch::kUInt8);
+  std::memcpy(bytes.data_ptr<uint8_t>(), mine.data(), mine.size());
+  const auto all = dist.all_gather(bytes.to(dist.device()));
+  std::vector<std::string> texts;
+  for (std::size_t r = 0; r < all.size(); ++r) {
+    const auto cpu = all[r].to(torch::kCPU).contiguous();
+    texts.emplace_back(reinterpret_cast<const char*>(cpu.data_ptr<uint8_t>()),
+                       static_cast<std::size_t>(lengths[r].item<int64_t>()));
+  }
+  return texts;
+}
+
+// Keys that may differ between the ranks of one job: where each machine keeps its data, its
+// device and threads, and where rank 0 writes.
+bool differs_per_rank(const std::string& key) {
+  return key == "device" || key == "threads" || key == "output_dir" || key == "data.root" || key == "data.workers" ||
+         key == "data.prefetch";
+}
+
+// Every rank must train the same job: the same config (but for the keys above), the same
+// training set and the same model. Checked before training's first collective, which would
+// otherwise abort or hang on tensors of different sizes. Throws the same ConfigError on every
+// rank, naming what differs and on which rank.
+void check_ranks_agree(Distributed& dist, const Config& config, const data::RecordList& records, int64_t num_classes,
+                       const torch::nn::Module& model) {
+  if (!dist.is_distributed()) return;
+  std::string shapes;
+  for (const auto& p : model.named_parameters()) shapes += p.key() + " " + c10::str(p.value().sizes()) + "\n";
+  for (const auto& b : model.named_buffers()) shapes += b.key() + " " + c10::str(b.value().sizes()) + "\n";
+  const std::string training_set =
+      std::to_string(records->size()) + " images of " + std::to_string(num_classes) + " identities";
+  const std::string separator = "\n\x1f\n";
+  const auto texts =
+      exchange_text(dist, config::to_yaml(config) + separator + training_set + separator + shapes);
+  auto parts = [&](const std::string& text) {
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    for (int i = 0; i < 2; ++i) {
+      const auto end = text.find(separator, start);
+      out.push_back(text.substr(start, end - start));
+      start = end == std::string::npos ? text.size() : end + separator.size();
+    }
+    out.push_back(text.substr(start));
+    return out;
+  };
+  const auto reference = parts(texts[0]);
+  std::vector<std::string> problems;
+  for (std::size_t r = 1; r < texts.size(); ++r) {
+    if (texts[r] == texts[0]) continue;
+    const auto other = parts(texts[r]);
+    const std::string rank = "rank " + std::to_string(r);
+    if (other[0] != reference[0]) {
+      std::vector<std::string> keys;
+      try {
+        for (const auto& d : config::diff_configs(config::parse_config(reference[0]), config::parse_config(other[0])))
+          if (!differs_per_rank(d.path)) keys.push_back(d.path + " " + d.before + " (rank 0) vs " + d.after);
+      } catch (const std::exception& e) {
+        keys.push_back(std::string("its config cannot be compared (") + e.what() + ")");
+      }
+      if (!keys.empty()) problems.push_back(rank + ": " + utils::join(keys, "; "));
+    }
+    if (other[1] != reference[1])
+      problems.push_back(rank + ": training set of " + other[1] + ", rank 0's of " + reference[1]);
+    if (other[2] != reference[2] && problems.empty()) {
+      const auto a = utils::split(reference[2], '\n'), b = utils::split(other[2], '\n');
+      std::size_t i = 0;
+      while (i < a.size() && i < b.size() && a[i] == b[i]) ++i;
+      problems.push_back(rank + ": its model differs from rank 0's at " +
+                         (i < b.size() ? "'" + b[i] + "'" : std::string("the end")) + " (rank 0: " +
+                         (i < a.size() ? "'" + a[i] + "'" : std::string("the end")) + ")");
+    }
+  }
+  if (!problems.empty())
+    throw ConfigError("distributed", "the ranks of this job were not started with the same job: " +
+                                         utils::join(problems, "; ") +
+                                         ". Start every rank with the same config and data (only device, threads, "
+                                         "output_dir, data.root, data.workers and data.prefetch may differ)");
 }
 
 TrainResult run_training(const Config& config, const TrainSetup& setup, Distributed& dist) {
@@ -128,7 +225,8 @@ TrainResult run_training(const Config& config, const TrainSetup& setup, Distribu
   components.auxiliary = auxiliary_optimizers(*loss);
   components.model = model;
   components.loss = loss;
-  components.sampler = build_sampler(config, records);
+  check_ranks_agree(dist, config, records, num_classes, *model);
+  components.sampler = build_sampler(config, records, dist.world_size());
   components.records = records;
   components.transform = transform_options(config, true);
   components.loader = loader_options(config, device.is_cuda());
@@ -214,9 +312,23 @@ void prepare_run_folder(const std::string& output_dir, bool resume, bool overwri
     throw ConfigError("output_dir", "'" + output_dir + "' already holds a run (" + utils::join(found) +
                                         "): continue it with --resume, replace it with --overwrite, or choose "
                                         "another folder with -o");
+  // Only what a run wrote goes; anything else in its folders (a user's notes, another
+  // experiment's TensorBoard folder) stays, and the log says so.
   for (const auto& name : found) {
-    fs::remove_all(dir / name, ec);
+    fs::remove(dir / name, ec);
     if (ec) throw IOError((dir / name).string(), "cannot remove it for --overwrite: " + ec.message());
+  }
+  for (const char* sub : {"checkpoints", "tb"}) {
+    if (!fs::is_directory(dir / sub, ec)) continue;
+    std::vector<std::string> kept;
+    for (const auto& entry : fs::directory_iterator(dir / sub, ec)) kept.push_back(entry.path().filename().string());
+    if (kept.empty()) {
+      fs::remove(dir / sub, ec);
+    } else {
+      std::sort(kept.begin(), kept.end());
+      logger().warn("--overwrite: {} holds {} that LibReID did not write; left in place: {}", (dir / sub).string(),
+                    kept.size() == 1 ? "one entry" : std::to_string(kept.size()) + " entries", utils::join(kept));
+    }
   }
 }
 

@@ -250,13 +250,42 @@ void Trainer::restore_buffers(const std::vector<std::pair<std::string, torch::Te
 
 void Trainer::train() {
   interrupted_ = false;
-  for (auto& h : hooks_) h->before_train(*this);
-  for (epoch_ = state_.epoch; epoch_ < options_.max_epochs(); ++epoch_) {
-    run_epoch();
-    if (interrupted_) break;
+  not_finite_ = false;
+  const int64_t start_iteration = state_.iteration;
+  try {
+    for (auto& h : hooks_) h->before_train(*this);
+    for (epoch_ = state_.epoch; epoch_ < options_.max_epochs(); ++epoch_) {
+      run_epoch();
+      if (interrupted_) break;
+    }
+  } catch (...) {
+    keep_last_good_state(start_iteration);
+    throw;
   }
   if (!interrupted_) epoch_ = options_.max_epochs() - 1;
   for (auto& h : hooks_) h->after_train(*this);
+}
+
+void Trainer::keep_last_good_state(int64_t start_iteration) {
+  if (not_finite_ || dist_.is_distributed() || state_.iteration == start_iteration) return;
+  if (epoch_finished_) {
+    // A failing after_epoch hook (an evaluation): the epoch is complete, and state_ says so
+    // already. Nothing to add when this epoch's checkpoint was written before the failure.
+    if (checkpoint_epoch_ == epoch_) return;
+  } else {
+    // Inside the epoch: continue after the last finished batch, as after a stop request.
+    state_.epoch = epoch_;
+    state_.sampler = {sampler_->state().seed, epoch_, position_};
+    state_.train_seconds += epoch_seconds();
+    state_.images += epoch_images_ * dist_.world_size();
+  }
+  for (auto& h : hooks_) {
+    try {
+      h->on_failure(*this);
+    } catch (const std::exception& e) {
+      logger().error("after the failure below, the training state could not be saved: {}", e.what());
+    }
+  }
 }
 
 void Trainer::begin_epoch() {
@@ -275,6 +304,7 @@ void Trainer::begin_epoch() {
 }
 
 void Trainer::run_epoch() {
+  epoch_finished_ = false;
   begin_epoch();
   for (auto& h : hooks_) h->before_epoch(*this);
   while (true) {
@@ -304,6 +334,7 @@ void Trainer::run_epoch() {
   sampler_->next_epoch();
   state_.epoch = epoch_ + 1;
   state_.sampler = sampler_->state();
+  epoch_finished_ = true;
   for (auto& h : hooks_) h->after_epoch(*this);
 }
 
@@ -350,6 +381,7 @@ bool Trainer::control_point() {
   dist_.all_reduce_sum(flags);
   flags = flags.to(torch::kCPU);
   if (flags[0].item<float>() > 0) {
+    not_finite_ = true;
     const int64_t iteration = first_bad_.item<int64_t>();
     const int64_t batch = iteration >= 0 ? position_ - (state_.iteration - iteration) + 1 : position_;
     const std::string where = iteration >= 0 ? "at epoch " + std::to_string(epoch_ + 1) + ", batch " +
@@ -359,7 +391,28 @@ bool Trainer::control_point() {
     throw Error("the loss is not finite " + where + "; training stopped" +
                 (checkpoint_path_.empty() ? std::string() : ", the last good checkpoint is " + checkpoint_path_));
   }
-  return flags[1].item<float>() > 0;
+  if (flags[1].item<float>() <= 0) return false;
+  // A stop request reached some ranks (a signal sent to one process of the job): every rank
+  // stops after this step, and takes the job's signal as its own, so that every rank (and the
+  // launcher) exits with the status of that signal, not as a failure.
+  const auto signals = dist_.all_gather(
+      torch::full({1}, static_cast<float>(stop_signal()), first_bad_.options().dtype(torch::kFloat)));
+  int job_signal = 0;
+  std::vector<std::string> signalled;
+  for (std::size_t r = 0; r < signals.size(); ++r) {
+    const int s = static_cast<int>(signals[r].item<float>());
+    if (s == 0) continue;
+    signalled.push_back(std::to_string(r));
+    if (job_signal == 0 || s == SIGTERM) job_signal = s;  // SIGTERM wins over SIGINT
+  }
+  if (job_signal == 0) job_signal = SIGINT;
+  if (dist_.is_distributed() && dist_.is_main())
+    logger().warn("{} {} received {}: every rank stops after this step{}", signalled.size() == 1 ? "rank" : "ranks",
+                  utils::join(signalled), job_signal == SIGTERM ? "SIGTERM" : job_signal == SIGINT ? "SIGINT" : "a stop request",
+                  signalled.size() < signals.size() ? " (the others on request)" : "");
+  int expected = 0;
+  g_stop.compare_exchange_strong(expected, job_signal);
+  return true;
 }
 
 }  // namespace reid::engine

@@ -143,6 +143,16 @@ LoadReport load_weights(torch::nn::Module& module, const std::string& path, bool
   try {
     auto state = read_state_dict(path);
     if (const auto* model = dynamic_cast<const ReidModelImpl*>(&module)) model->adapt_state_dict(state);
+    // Weights with NaN or infinity would train (or fail) as if nothing were wrong: refuse them
+    // before anything is copied, naming the tensors.
+    const auto target = state_dict(module);
+    std::vector<std::string> bad;
+    for (const auto& entry : state)
+      if (target.count(entry.first) && entry.second.is_floating_point() && !entry.second.isfinite().all().item<bool>())
+        bad.push_back(entry.first);
+    if (!bad.empty())
+      throw IOError(path, "non-finite values (NaN or infinity) in " + std::to_string(bad.size()) + " tensor(s): " +
+                              listed(bad) + "; nothing was loaded");
     report = load_state_dict(module, state, strict);
   } catch (const IOError&) {
     throw;

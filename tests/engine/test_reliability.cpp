@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <thread>
 
 #include <torch/torch.h>
@@ -496,6 +498,266 @@ TEST(Reliability, SigtermExitsWith143AfterACheckpoint) {
   kill(pid, SIGTERM);
   EXPECT_EQ(test::wait_exit(pid), 143);
   EXPECT_TRUE(fs::exists(dir / "run/checkpoints/last.ckpt"));
+}
+
+// ---- second sweep: nothing lost when a run stops, no file trusted on its word ---------------------
+
+// (Suite "Failures": training runs, kept out of the sanitizer pass, which covers the readers.)
+TEST(Failures, AFailingPeriodicEvaluationLeavesTheLastEpochOnDisk) {
+  test::TempDir dir;
+  const fs::path base = make_market(dir);
+  const std::vector<std::string> overrides = {"output_dir=" + (dir / "run").string(), "solver.max_epochs=4",
+                                              "solver.eval_period=2", "solver.checkpoint_period=0"};
+  Config config = config::load_config(write_config(dir), overrides);
+  const fs::path gallery = base / "bounding_box_test/0013_c1s2_000000_00.jpg";
+  const std::string image = read_file(gallery);
+  engine::TrainSetup setup;
+  // After the checks before training passed, a gallery image is damaged: header intact, pixels
+  // gone (the file is cut short).
+  setup.callbacks.on_epoch = [&](const engine::EpochStats& s) {
+    if (s.epoch == 2) write_file(gallery, image.substr(0, image.size() / 2));
+  };
+  testing::internal::CaptureStderr();
+  EXPECT_THROW(engine::train(config, setup), IOError);
+  const std::string console = testing::internal::GetCapturedStderr();
+  const fs::path checkpoint = dir / "run/checkpoints/last.ckpt";
+  ASSERT_TRUE(fs::exists(checkpoint)) << "two epochs of training lost";
+  EXPECT_EQ(engine::read_training_state(checkpoint.string()).epoch, 2);
+  EXPECT_EQ(engine::read_training_state(checkpoint.string()).sampler.position, 0);
+  EXPECT_NE(console.find("training stopped by the error below after epoch 2: checkpoint written to " +
+                         checkpoint.string() + "; once the cause is fixed, continue with --resume"),
+            std::string::npos)
+      << console;
+  // Once the image is back, --resume continues at epoch 3 and finishes.
+  write_file(gallery, image);
+  engine::TrainSetup resume;
+  resume.resume = true;
+  const auto result = engine::train(config, resume);
+  EXPECT_EQ(result.epochs, 4);
+  EXPECT_TRUE(fs::exists(dir / "run/model_final.pt"));
+}
+
+TEST(Failures, AnErrorInsideAnEpochKeepsTheBatchesTrainedAndResumesExactly) {
+  test::TempDir dir;
+  const fs::path base = make_market(dir);
+  const std::vector<std::string> common = {"solver.max_epochs=3", "solver.checkpoint_period=0", "data.targets=[]",
+                                           "sampler.name=random", "sampler.drop_last=true"};
+  auto with_output = [&](const std::string& out) {
+    auto o = common;
+    o.push_back("output_dir=" + (dir / out).string());
+    return config::load_config(write_config(dir), o);
+  };
+  engine::train(with_output("reference"), false);
+
+  // Every training image unreadable in the middle of epoch 2: the loader fails on the next batch
+  // it reads.
+  std::map<fs::path, std::string> saved;
+  for (const auto& e : fs::directory_iterator(base / "bounding_box_train")) saved[e.path()] = read_file(e.path());
+  engine::TrainSetup setup;
+  setup.callbacks.on_iteration = [&](const engine::IterationStats& s) {
+    if (s.epoch == 2 && s.batch == 1)
+      for (const auto& file : saved) write_file(file.first, "not an image any more");
+  };
+  const Config config = with_output("run");
+  EXPECT_THROW(engine::train(config, setup), IOError);
+  const fs::path checkpoint = dir / "run/checkpoints/last.ckpt";
+  ASSERT_TRUE(fs::exists(checkpoint)) << "the batches trained before the error are lost";
+  const auto state = engine::read_training_state(checkpoint.string());
+  // 4 batches an epoch: the error comes with one of the batches the loader reads after the
+  // images were damaged (which one depends on how far it had read ahead).
+  EXPECT_GE(state.iteration, 5) << "the batches of epoch 2 trained before the error are kept";
+  EXPECT_LT(state.iteration, 12);
+  for (const auto& file : saved) write_file(file.first, file.second);
+  engine::TrainSetup resume;
+  resume.resume = true;
+  engine::train(config, resume);
+  test::expect_same_weights((dir / "reference/model_final.pt").string(), (dir / "run/model_final.pt").string());
+}
+
+TEST(Failures, OverwriteRemovesOnlyWhatARunWrote) {
+  test::TempDir dir;
+  make_market(dir);
+  const std::string config = write_config(dir);
+  const std::string args = "--set solver.max_epochs=1 --set data.targets=[]";
+  ASSERT_EQ(run_command(train(config, dir / "run", args)).exit_code, 0);
+  write_file(dir / "run/checkpoints/notes.txt", "why this run matters");
+  write_file(dir / "run/tb/other_experiment/events.out.tfevents.1.host", "someone else's events");
+  write_file(dir / "run/tb/events.out.tfevents.1.host.other", "not ours either");
+  const auto again = run_command(train(config, dir / "run", args + " --overwrite"));
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(read_file(dir / "run/checkpoints/notes.txt"), "why this run matters");
+  EXPECT_EQ(read_file(dir / "run/tb/other_experiment/events.out.tfevents.1.host"), "someone else's events");
+  EXPECT_EQ(read_file(dir / "run/tb/events.out.tfevents.1.host.other"), "not ours either");
+  EXPECT_NE((again.out + again.err).find("that LibReID did not write; left in place: notes.txt"), std::string::npos)
+      << again.out << again.err;
+  int ours = 0;
+  for (const auto& e : fs::directory_iterator(dir / "run/tb"))
+    ours += e.path().filename().string().size() > 8 && e.path().extension() == ".libreid";
+  EXPECT_EQ(ours, 1) << "the first run's event file was removed, the new run wrote one";
+  EXPECT_EQ(count_lines(read_file(dir / "run/metrics.csv")), 2);
+}
+
+TEST(Failures, BatchesOfOneImagePerProcessAreRefusedBeforeTraining) {
+  test::TempDir dir;
+  make_market(dir);
+  const std::string config = write_config(dir);
+  const auto one = run_command(train(config, dir / "one", "--set data.batch_size=1 --set sampler.name=random"));
+  EXPECT_EQ(one.exit_code, 1);
+  EXPECT_NE(one.err.find("data.batch_size: a batch of 1 image cannot train a network with batch norm"),
+            std::string::npos)
+      << one.err;
+  // 36 training images in batches of 5: the last batch holds 1.
+  const auto tail = run_command(
+      train(config, dir / "tail", "--set data.batch_size=5 --set sampler.name=random --set sampler.drop_last=false"));
+  EXPECT_EQ(tail.exit_code, 1);
+  EXPECT_NE(tail.err.find("data.batch_size: the last batch of each epoch holds the 1 image(s) left of 36"),
+            std::string::npos)
+      << tail.err;
+  EXPECT_NE(tail.err.find("sampler.drop_last: true"), std::string::npos);
+  EXPECT_EQ(run_command(train(config, dir / "dropped",
+                              "--set data.batch_size=5 --set sampler.name=random --set sampler.drop_last=true "
+                              "--set solver.max_epochs=1 --set data.targets=[]"))
+                .exit_code,
+            0);
+  const auto split = run_command(train(config, dir / "split", "--set data.batch_size=2 --set sampler.name=random "
+                                                              "--nproc-per-node 2"));
+  EXPECT_EQ(split.exit_code, 1);
+  EXPECT_NE(split.err.find("a global batch of 2 images gives each of 2 processes (--nproc-per-node / WORLD_SIZE) 1 "
+                           "image(s)"),
+            std::string::npos)
+      << split.err;
+  const auto zero = run_command(train(config, dir / "zero", "--nproc-per-node 0"));
+  EXPECT_EQ(zero.exit_code, 2);
+  EXPECT_NE(zero.err.find("must be a number of processes, 1 or more, not '0'"), std::string::npos) << zero.err;
+  EXPECT_EQ(zero.err.find("1797693"), std::string::npos) << zero.err;
+}
+
+TEST(Checkpoint, TensorsOfAnotherModelAreRefusedByNameBeforeAnythingIsLoaded) {
+  test::TempDir dir;
+  Config small = config::parse_config("model: {name: osnet_x0_25}\n");
+  Config wider = config::parse_config("model: {name: osnet_x0_5}\n");
+  auto written = engine::build_model(wider, 6, torch::kCPU);
+  engine::Checkpointer writer;
+  writer.add("model", *written);
+  engine::TrainingState state;
+  state.config_yaml = config::to_yaml(small);  // the stored config names the other model
+  const std::string path = (dir / "last.ckpt").string();
+  writer.save(path, state);
+
+  auto model = engine::build_model(small, 6, torch::kCPU);
+  const auto before = models::state_dict(*model);
+  engine::Checkpointer reader;
+  reader.add("model", *model);
+  try {
+    reader.load(path);
+    ADD_FAILURE() << "loaded";
+  } catch (const IOError& e) {
+    const std::string message = e.what();
+    EXPECT_EQ(message.rfind(path + ": cannot resume from this checkpoint's model: tensor ", 0), 0u) << message;
+    EXPECT_NE(message.find(" is Float ["), std::string::npos) << message;
+    EXPECT_NE(message.find("written for another model"), std::string::npos) << message;
+  }
+  for (const auto& entry : models::state_dict(*model))
+    EXPECT_TRUE(torch::equal(entry.second, before.at(entry.first))) << entry.first << " changed";
+}
+
+TEST(Weights, NonFinitePretrainedWeightsAreRefusedAtLoadNamingTheTensor) {
+  test::TempDir dir;
+  const Config config = config::parse_config("model: {name: osnet_x0_25}\n");
+  auto source = engine::build_model(config, 6, torch::kCPU);
+  {
+    torch::NoGradGuard no_grad;
+    source->named_buffers()["conv1.bn.running_mean"][3] = std::numeric_limits<float>::quiet_NaN();
+  }
+  const std::string path = (dir / "nan.pt").string();
+  models::save_weights(*source, path);
+  auto model = engine::build_model(config, 6, torch::kCPU);
+  try {
+    models::load_weights(*model, path, /*strict=*/false);
+    ADD_FAILURE() << "loaded";
+  } catch (const IOError& e) {
+    EXPECT_NE(std::string(e.what()).find(path + ": non-finite values (NaN or infinity) in 1 tensor(s): "
+                                                "conv1.bn.running_mean"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_TRUE(model->named_buffers()["conv1.bn.running_mean"].isfinite().all().item<bool>());
+}
+
+TEST(ConfigLoader, ABaseThatIsNotARegularConfigFileIsNamedBeforeItIsRead) {
+  test::TempDir dir;
+  auto error_of = [&](const std::string& base) {
+    write_file(dir / "run.yaml", "_base_: " + base + "\nseed: 3\n");
+    try {
+      config::load_config((dir / "run.yaml").string());
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  fs::create_directories(dir / "folder.yaml");
+  EXPECT_NE(error_of((dir / "folder.yaml").string()).find("folder.yaml: is a folder, not a config file (the _base_ of"),
+            std::string::npos);
+  ASSERT_EQ(mkfifo((dir / "pipe.yaml").c_str(), 0600), 0);
+  EXPECT_NE(error_of((dir / "pipe.yaml").string()).find("pipe.yaml: is a named pipe (FIFO), not a config file"),
+            std::string::npos)
+      << "and it did not block";
+  EXPECT_NE(error_of("/dev/zero").find("/dev/zero: is a character device, not a config file"), std::string::npos);
+  // 300 MB (sparse): refused from its size, not read.
+  {
+    std::ofstream big(dir / "big.yaml");
+  }
+  fs::resize_file(dir / "big.yaml", 300u << 20);
+  EXPECT_NE(error_of((dir / "big.yaml").string()).find("big.yaml: too large for a config (314572800 bytes, over 4 MB)"),
+            std::string::npos);
+  EXPECT_NE(error_of((dir / "missing.yaml").string()).find("missing.yaml: config file not found (the _base_ of"),
+            std::string::npos);
+}
+
+TEST(Failures, ExportRefusesOnePathForTwoOutputsOrTheWeights) {
+  test::TempDir dir;
+  const Config config = config::parse_config("model: {name: osnet_x0_25}\n");
+  const std::string weights = (dir / "model.pt").string();
+  models::save_weights(*engine::build_model(config, 6, torch::kCPU), weights);
+  const std::string before = read_file(weights);
+  const std::string out = (dir / "model.out").string();
+  const std::string export_tool = tool("reid-export") + " -o " + (dir / "exported").string() +
+                                  " --set model.name=osnet_x0_25 --weights " + weights;
+  const auto same = run_command(export_tool + " --onnx " + out + " --torchscript " + out);
+  EXPECT_EQ(same.exit_code, 1);
+  EXPECT_NE(same.err.find("the ONNX and the TorchScript output are the same file (" + out + ")"), std::string::npos)
+      << same.err;
+  EXPECT_FALSE(fs::exists(out));
+  const auto over = run_command(export_tool + " --onnx " + (dir / "." / "model.pt").string());
+  EXPECT_EQ(over.exit_code, 1);
+  EXPECT_NE(over.err.find("is the weights file being exported"), std::string::npos) << over.err;
+  EXPECT_EQ(read_file(weights), before);
+  // A file-size limit: one error naming the file, no temporary left (SIGXFSZ does not kill it).
+  const auto limited = run_command("sh -c \"ulimit -f 64; exec " + export_tool + " --onnx " +
+                                   (dir / "limited.onnx").string() + "\"");
+  EXPECT_EQ(limited.exit_code, 1) << limited.err;
+  EXPECT_NE(limited.err.find((dir / "limited.onnx").string() + ": cannot write the ONNX model: File too large"),
+            std::string::npos)
+      << limited.err;
+  for (const auto& e : fs::directory_iterator(dir.path()))
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
+}
+
+TEST(Failures, MetricsNamesAreEscapedInJson) {
+  test::TempDir dir;
+  engine::Recorder recorder((dir / "run").string(), {"my \"set\"\\1"}, /*tensorboard=*/false);
+  engine::EpochStats epoch;
+  epoch.epoch = 1;
+  epoch.loss = std::numeric_limits<double>::quiet_NaN();
+  epoch.terms = {{"odd\"term", 1.0}};
+  recorder.epoch(epoch);
+  eval::EvalResult result;
+  result.cmc = {0.5, 1.0};
+  recorder.evaluation(1, "my \"set\"\\1", result);
+  const std::string text = read_file(dir / "run/metrics.jsonl");
+  EXPECT_NE(text.find("\"odd\\\"term\": 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("\"loss\": null"), std::string::npos) << text;
+  EXPECT_NE(text.find("\"dataset\": \"my \\\"set\\\"\\\\1\""), std::string::npos) << text;
 }
 
 }  // namespace

@@ -81,8 +81,10 @@ int loader_workers(const Config& config, bool cuda);
 /// Loader options (workers, prefetch, pinned memory on CUDA, skipping bad images).
 data::LoaderOptions loader_options(const Config& config, bool cuda);
 
-/// The training sampler over `records`.
-std::unique_ptr<data::Sampler> build_sampler(const Config& config, const data::RecordList& records);
+/// The training sampler over `records`, for a job of `world_size` processes. Throws ConfigError
+/// (data.batch_size) when a batch would give a process fewer than 2 images (batch norm cannot
+/// train on one): a short last batch (random sampler without drop_last) included.
+std::unique_ptr<data::Sampler> build_sampler(const Config& config, const data::RecordList& records, int world_size = 1);
 
 /// The job options: `launcher` (from the launcher variables) with the config's backend and
 /// timeout; a single process when `launcher` is empty.
@@ -92,9 +94,9 @@ DistributedOptions distributed_options(const Config& config, const std::optional
 /// job (an explicit cuda:N puts every rank on GPU N).
 torch::Device rank_device(const Config& config, const DistributedOptions& job);
 
-/// Throws ConfigError (data.batch_size) when the global batch cannot be split over `world_size`
-/// processes in whole identities (P x K samplers: P must be a multiple of the world size) or in
-/// equal shares (random sampler).
+/// Throws ConfigError (data.batch_size) when the global batch gives each of `world_size` processes
+/// fewer than 2 images, or cannot be split over them in whole identities (P x K samplers: P must
+/// be a multiple of the world size) or in equal shares (random sampler).
 void check_batch_split(const Config& config, int world_size);
 
 /// Loads every dataset of data.sources (training) or data.targets (testing), with ConfigError

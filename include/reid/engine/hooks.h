@@ -54,12 +54,14 @@ class LoggingHook : public TrainHook {
 };
 
 /// Writes <output_dir>/checkpoints/last.ckpt every `period` epochs (0: only at the end), at the
-/// last epoch together with model_final.pt, and when a stop request interrupts training.
+/// last epoch together with model_final.pt, when a stop request interrupts training, and when an
+/// error stops it (see TrainHook::on_failure), so that --resume continues from the last good point.
 class CheckpointHook : public TrainHook {
  public:
   CheckpointHook(std::string output_dir, int64_t period);
   void after_epoch(Trainer& trainer) override;
   void after_train(Trainer& trainer) override;
+  void on_failure(Trainer& trainer) override;
   const std::string& path() const { return path_; }
   /// The final weights' file (written after the last epoch).
   std::string final_weights() const;

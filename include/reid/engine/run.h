@@ -65,7 +65,9 @@ TrainResult train(const Config& config, const TrainSetup& setup);
 
 /// Refuses (ConfigError on output_dir, naming the folder and what it holds) to start a new run in
 /// a folder that already holds one (a checkpoint, weights or metrics) unless `overwrite`, which
-/// removes those files first; with `resume` the folder must hold a checkpoint. Writes nothing
+/// removes the files a run writes first (weights, metrics, the curve, checkpoints/last.ckpt, its
+/// TensorBoard event files) and nothing else: other files in checkpoints/ or tb/ stay, with a
+/// warning naming them; with `resume` the folder must hold a checkpoint. Writes nothing
 /// otherwise: call it before anything is written into the folder (train() does, and so does
 /// reid-train before it opens its log).
 void prepare_run_folder(const std::string& output_dir, bool resume, bool overwrite);

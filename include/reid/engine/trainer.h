@@ -44,6 +44,13 @@ class TrainHook {
   virtual void after_epoch(Trainer& trainer) {}
   /// After the last epoch, or after a stop request (Trainer::interrupted()).
   virtual void after_train(Trainer& trainer) {}
+  /// When training stopped on an error after at least one step, in a single-process run, with
+  /// the trainer's state set to the last good point (the last finished epoch, or the last
+  /// finished batch of the epoch in progress) so that a checkpoint written now resumes there.
+  /// Not called after a non-finite loss (the state is not good) nor in a multi-process run (a
+  /// collective with a failed peer would hang). Errors thrown here are logged, and the original
+  /// error is the one that propagates.
+  virtual void on_failure(Trainer& trainer) {}
 };
 
 /// Options of the loop itself.
@@ -134,7 +141,8 @@ class Trainer {
   void resume(const std::string& path);
 
   /// Trains until max_epochs or a stop request (engine::request_stop, SIGINT/SIGTERM).
-  /// A non-finite loss throws reid::Error naming the epoch, batch and iteration.
+  /// A non-finite loss throws reid::Error naming the epoch, batch and iteration. Any other error
+  /// after the first step calls the hooks' on_failure first (see TrainHook), then propagates.
   void train();
 
   /// Writes a checkpoint to `path` (collective: gathers every rank's state; rank 0 writes).
@@ -196,6 +204,8 @@ class Trainer {
   /// NaN and stop checks (collective); returns true to stop.
   bool control_point();
   std::vector<RankState> gather_rank_states();
+  /// After an error in train(): the state of the last good point, then the hooks' on_failure.
+  void keep_last_good_state(int64_t start_iteration);
 
   TrainerOptions options_;
   Distributed& dist_;
@@ -215,6 +225,8 @@ class Trainer {
   int64_t epoch_ = 0, position_ = 0, batches_ = 0, epoch_images_ = 0, control_period_ = 1;
   double epoch_start_ = 0.0, data_wait_ = 0.0;
   bool interrupted_ = false;
+  bool epoch_finished_ = false;  // the epoch's steps are done (its after_epoch hooks may be running)
+  bool not_finite_ = false;      // training stopped on a non-finite loss
   std::string checkpoint_path_;
   int64_t checkpoint_epoch_ = -1;
   double comm_wait_ = 0.0;
