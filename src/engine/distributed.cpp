@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <exception>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -95,6 +97,48 @@ std::optional<DistributedOptions> distributed_options_from_environment() {
 
 // ---- Distributed --------------------------------------------------------------------------------
 
+// The rendezvous store and a second connection to it, made within `deadline`. LibTorch's client
+// checks the server with a request it waits for without a time limit: a program other than a
+// store listening on MASTER_PORT (it accepts the connection and never answers) would hold the
+// rank forever. The connection is made on a thread of its own; past the deadline the rank
+// reports the problem and leaves that thread (blocked in a read) to end with the process.
+static std::pair<c10::intrusive_ptr<c10d::TCPStore>, c10::intrusive_ptr<c10d::TCPStore>> connect_stores(
+    const std::string& address, c10d::TCPStoreOptions options, std::chrono::milliseconds deadline) {
+  struct Attempt {
+    std::mutex mutex;
+    std::condition_variable done_signal;
+    bool done = false;
+    c10::intrusive_ptr<c10d::TCPStore> store, side_store;
+    std::exception_ptr error;
+  };
+  auto attempt = std::make_shared<Attempt>();
+  std::thread([attempt, address, options]() mutable {
+    c10::intrusive_ptr<c10d::TCPStore> store, side_store;
+    std::exception_ptr error;
+    try {
+      store = c10::make_intrusive<c10d::TCPStore>(address, options);
+      options.isServer = false;
+      options.timeout = std::chrono::seconds(10);
+      side_store = c10::make_intrusive<c10d::TCPStore>(address, options);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    std::lock_guard<std::mutex> lock(attempt->mutex);
+    attempt->store = std::move(store);
+    attempt->side_store = std::move(side_store);
+    attempt->error = error;
+    attempt->done = true;
+    attempt->done_signal.notify_all();
+  }).detach();
+  std::unique_lock<std::mutex> lock(attempt->mutex);
+  if (!attempt->done_signal.wait_for(lock, deadline, [&] { return attempt->done; }))
+    throw Error("no rendezvous store answered within " + std::to_string(deadline.count() / 1000) +
+                " s (distributed.timeout + 5 s): rank 0 never started, or another program is listening on that port "
+                "(choose a free MASTER_PORT)");
+  if (attempt->error) std::rethrow_exception(attempt->error);
+  return {attempt->store, attempt->side_store};
+}
+
 struct Distributed::Impl {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::Backend> group;
@@ -162,11 +206,9 @@ Distributed::Distributed(const DistributedOptions& options, torch::Device device
   store_options.waitWorkers = false;
   store_options.timeout = options.timeout;
   try {
-    auto store = c10::make_intrusive<c10d::TCPStore>(options.master_addr, store_options);
-    impl_->store = store;
-    store_options.isServer = false;
-    store_options.timeout = std::chrono::seconds(10);
-    impl_->side_store = c10::make_intrusive<c10d::TCPStore>(options.master_addr, store_options);
+    auto stores = connect_stores(options.master_addr, store_options, options.timeout + std::chrono::seconds(5));
+    impl_->store = stores.first;
+    impl_->side_store = stores.second;
   } catch (const std::exception& e) {
     throw Error("rank " + std::to_string(rank_) + " cannot reach the rendezvous store at " + options.master_addr + ":" +
                 std::to_string(options.master_port) + ": " + describe(e));
@@ -673,7 +715,7 @@ int launch_local_processes(int nproc, const std::vector<std::string>& argv, std:
 
   int result = 0, first_failed = -1, forwarded = 0;
   Clock::time_point failed_at{}, terminated_at{};
-  bool terminated = false, killed = false;
+  bool terminated = false, killed = false, stopping = false;
   int alive = nproc;
   while (alive > 0) {
     const int signal = g_launcher_signal.exchange(0);
@@ -694,6 +736,20 @@ int launch_local_processes(int nproc, const std::vector<std::string>& argv, std:
       *it = -1;
       --alive;
       const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      // 130 / 143 from a rank that exited by itself: it stopped on a signal after writing its
+      // part of the checkpoint (reid-train's status for SIGINT / SIGTERM), with every other rank
+      // told to stop too. The job's status is the signal's; no rank failed.
+      const bool stopped = WIFEXITED(status) && (code == 128 + SIGINT || code == 128 + SIGTERM);
+      if (stopped && first_failed < 0) {
+        if (result == 0) {
+          result = code;
+          failed_at = Clock::now();
+          logger().info("launcher: rank {} stopped on {}; waiting up to {} s for the other ranks", rank,
+                        code == 128 + SIGTERM ? "SIGTERM" : "SIGINT", grace.count() / 1000);
+        }
+        stopping = true;
+        continue;
+      }
       if (code != 0 && first_failed < 0) {
         first_failed = rank;
         result = code;
@@ -706,7 +762,7 @@ int launch_local_processes(int nproc, const std::vector<std::string>& argv, std:
       continue;
     }
     if (pid < 0 && errno != EINTR) break;
-    if (first_failed >= 0 && !terminated && Clock::now() - failed_at > grace) {
+    if ((first_failed >= 0 || stopping) && !terminated && Clock::now() - failed_at > grace) {
       logger().error("launcher: terminating the remaining ranks");
       for (pid_t p : pids)
         if (p > 0) kill(p, SIGTERM);

@@ -514,9 +514,15 @@ TEST(DistributedTraining, ASignalToOneRankStopsEveryRankAndResumeIsExact) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   kill(rank0, SIGTERM);
-  EXPECT_NE(test::wait_exit(launcher), 0);
+  // The job's status is the signal's, and no rank is reported as failed.
+  EXPECT_EQ(test::wait_exit(launcher), 143);
   const std::string log = test::read_file(dir / "stopped.log");
   EXPECT_NE(log.find("interrupted at epoch 2"), std::string::npos) << log;
+  EXPECT_NE(log.find("rank 0 received SIGTERM: every rank stops after this step (the others on request)"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("exited with"), std::string::npos) << log;
+  EXPECT_EQ(log.find("error"), std::string::npos) << log;
   ASSERT_FALSE(fs::exists(stopped / "model_final.pt"));
   std::vector<std::string> resume = plain;
   resume.push_back("--resume");
@@ -530,6 +536,69 @@ TEST(DistributedTraining, ASignalToOneRankStopsEveryRankAndResumeIsExact) {
   ASSERT_EQ(run(train_command(config, stopped.string(), 1, longer), dir / "single.log"), 0)
       << test::read_file(dir / "single.log");
   EXPECT_NE(test::read_file(dir / "single.log").find("written by 2 process(es), this run has 1"), std::string::npos);
+}
+
+TEST(DistributedTraining, RanksStartedWithDifferentJobsSayWhatDiffersInsteadOfAborting) {
+  test::TempDir dir;
+  const std::string config = write_config(dir);
+  const int port = free_port();
+  std::vector<int> pids;
+  for (int rank = 0; rank < 2; ++rank) {
+    std::vector<std::string> argv = {"/usr/bin/env", "RANK=" + std::to_string(rank), "WORLD_SIZE=2",
+                                     "LOCAL_RANK=" + std::to_string(rank), "MASTER_ADDR=127.0.0.1",
+                                     "MASTER_PORT=" + std::to_string(port)};
+    // Rank 1 has another model, and (allowed) another data root and thread count.
+    std::vector<std::string> extra;
+    if (rank == 1) extra = {"--set", "model.name=osnet_x0_5", "--set", "data.root=/elsewhere", "--threads", "2"};
+    for (const auto& a : train_command(config, (dir / "run").string(), 1, extra)) argv.push_back(a);
+    pids.push_back(test::spawn(argv, dir / ("rank" + std::to_string(rank) + ".log")));
+  }
+  for (int rank = 0; rank < 2; ++rank) {
+    const fs::path log_path = dir / ("rank" + std::to_string(rank) + ".log");
+    EXPECT_EQ(test::wait_exit(pids[static_cast<std::size_t>(rank)]), 1) << test::read_file(log_path);
+    const std::string log = test::read_file(log_path);
+    EXPECT_NE(log.find("distributed: the ranks of this job were not started with the same job: rank 1: model.name "
+                       "osnet_x0_25 (rank 0) vs osnet_x0_5"),
+              std::string::npos)
+        << log;
+    EXPECT_EQ(log.find("/elsewhere"), std::string::npos) << "data.root may differ between machines: " << log;
+    EXPECT_EQ(log.find("terminate called"), std::string::npos) << log;
+  }
+}
+
+TEST(DistributedTraining, AMasterPortHeldByAnotherProgramIsACleanErrorWithinTheTimeout) {
+  test::TempDir dir;
+  const std::string config = write_config(dir);
+  // Another program on the port: it accepts connections (the kernel does, into the backlog)
+  // and never answers the store's greeting.
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  ASSERT_EQ(listen(fd, 16), 0);
+  const int port = ntohs(address.sin_port);
+  for (int rank = 0; rank < 2; ++rank) {
+    const auto start = std::chrono::steady_clock::now();
+    const auto r = test::run_command("env RANK=" + std::to_string(rank) + " WORLD_SIZE=2 LOCAL_RANK=" +
+                                     std::to_string(rank) + " MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) +
+                                     " " + test::tool("reid-train") + " -c " + config + " -o " +
+                                     (dir / ("run" + std::to_string(rank))).string() + " --set distributed.timeout=3");
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_LT(seconds, 30.0) << r.err;
+    EXPECT_NE(r.err.find("error: [rank " + std::to_string(rank) + "] rank " + std::to_string(rank) +
+                         " cannot reach the rendezvous store at 127.0.0.1:" + std::to_string(port)),
+              std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find(rank == 0 ? "address already in use" : "no rendezvous store answered within 8 s"),
+              std::string::npos)
+        << r.err;
+    EXPECT_EQ(r.err.find("terminate called"), std::string::npos) << r.err;
+  }
+  close(fd);
 }
 
 TEST(DistributedTraining, ABatchThatCannotSplitIsRefusedBeforeStarting) {
