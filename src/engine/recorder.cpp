@@ -7,11 +7,6 @@
 #include <fstream>
 #include <sstream>
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -35,28 +30,10 @@ std::string number(double v) {
 // A JSON number; JSON has no NaN or infinity, so those are written as null.
 std::string json_number(double v) { return std::isfinite(v) ? number(v) : "null"; }
 
-// Appends one whole line or throws naming the file and the system's reason (a full disk, a file
-// size limit): a stream would report neither, and might leave half a line.
+// One whole line or none, with an error naming the file and the system's reason (a full disk, a
+// file-size limit): a stream would report neither, and might leave half a line.
 void append_line(const fs::path& path, const std::string& line) {
-  const std::string bytes = line + "\n";
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) throw IOError(path.string(), std::string("cannot append to the metrics file: ") + std::strerror(errno));
-  const off_t start = ::lseek(fd, 0, SEEK_END);
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int error = n < 0 ? errno : ENOSPC;
-      if (start >= 0 && ::ftruncate(fd, start) != 0) {
-        // Nothing more to do: the error below names the file.
-      }
-      ::close(fd);
-      throw IOError(path.string(), std::string("cannot append to the metrics file: ") + std::strerror(error));
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  if (::close(fd) != 0) throw IOError(path.string(), std::string("cannot append to the metrics file: ") + std::strerror(errno));
+  utils::append_file(path.string(), line + "\n", "the metrics file");
 }
 
 // Reads (epoch, loss) and the first target's (epoch, rank1, mAP) back from metrics.csv, so that a

@@ -306,6 +306,25 @@ int free_port() {
   return ntohs(address.sin_port);
 }
 
+// One reid-train per entry of `extra` (its own arguments), started as an external launcher
+// would: RANK/WORLD_SIZE/MASTER_* set, rank 0 hosting the store on a free loopback port; logs
+// in dir/rank<r>.log, output in dir/run.
+std::vector<int> spawn_ranks_by_environment(const test::TempDir& dir, const std::string& config,
+                                            const std::vector<std::vector<std::string>>& extra) {
+  const int port = free_port();
+  const int world = static_cast<int>(extra.size());
+  std::vector<int> pids;
+  for (int rank = 0; rank < world; ++rank) {
+    std::vector<std::string> argv = {"/usr/bin/env", "RANK=" + std::to_string(rank), "WORLD_SIZE=" + std::to_string(world),
+                                     "LOCAL_RANK=" + std::to_string(rank), "MASTER_ADDR=127.0.0.1",
+                                     "MASTER_PORT=" + std::to_string(port)};
+    for (const auto& a : train_command(config, (dir / "run").string(), 1, extra[static_cast<std::size_t>(rank)]))
+      argv.push_back(a);
+    pids.push_back(test::spawn(argv, dir / ("rank" + std::to_string(rank) + ".log")));
+  }
+  return pids;
+}
+
 int run(const std::vector<std::string>& argv, const fs::path& log) { return test::wait_exit(test::spawn(argv, log)); }
 
 // rank-1 accuracy and mAP of the last evaluation line of metrics.jsonl.
@@ -407,15 +426,7 @@ TEST(DistributedTraining, OnlyRankZeroWritesAndTheLauncherVariablesJoinAJob) {
   const std::string config = write_config(dir);
   // Started as an external launcher would: two processes with RANK/WORLD_SIZE/MASTER_* set;
   // rank 0 hosts the store.
-  const int port = free_port();
-  std::vector<int> pids;
-  for (int rank = 0; rank < 2; ++rank) {
-    std::vector<std::string> argv = {"/usr/bin/env", "RANK=" + std::to_string(rank), "WORLD_SIZE=2",
-                                     "LOCAL_RANK=" + std::to_string(rank), "MASTER_ADDR=127.0.0.1",
-                                     "MASTER_PORT=" + std::to_string(port)};
-    for (const auto& a : train_command(config, (dir / "run").string(), 1)) argv.push_back(a);
-    pids.push_back(test::spawn(argv, dir / ("rank" + std::to_string(rank) + ".log")));
-  }
+  const auto pids = spawn_ranks_by_environment(dir, config, {{}, {}});
   EXPECT_EQ(test::wait_exit(pids[0]), 0) << test::read_file(dir / "rank0.log");
   EXPECT_EQ(test::wait_exit(pids[1]), 0) << test::read_file(dir / "rank1.log");
   std::vector<std::string> files;
@@ -541,18 +552,9 @@ TEST(DistributedTraining, ASignalToOneRankStopsEveryRankAndResumeIsExact) {
 TEST(DistributedTraining, RanksStartedWithDifferentJobsSayWhatDiffersInsteadOfAborting) {
   test::TempDir dir;
   const std::string config = write_config(dir);
-  const int port = free_port();
-  std::vector<int> pids;
-  for (int rank = 0; rank < 2; ++rank) {
-    std::vector<std::string> argv = {"/usr/bin/env", "RANK=" + std::to_string(rank), "WORLD_SIZE=2",
-                                     "LOCAL_RANK=" + std::to_string(rank), "MASTER_ADDR=127.0.0.1",
-                                     "MASTER_PORT=" + std::to_string(port)};
-    // Rank 1 has another model, and (allowed) another data root and thread count.
-    std::vector<std::string> extra;
-    if (rank == 1) extra = {"--set", "model.name=osnet_x0_5", "--set", "data.root=/elsewhere", "--threads", "2"};
-    for (const auto& a : train_command(config, (dir / "run").string(), 1, extra)) argv.push_back(a);
-    pids.push_back(test::spawn(argv, dir / ("rank" + std::to_string(rank) + ".log")));
-  }
+  // Rank 1 has another model, and (allowed) another data root and thread count.
+  const auto pids = spawn_ranks_by_environment(
+      dir, config, {{}, {"--set", "model.name=osnet_x0_5", "--set", "data.root=/elsewhere", "--threads", "2"}});
   for (int rank = 0; rank < 2; ++rank) {
     const fs::path log_path = dir / ("rank" + std::to_string(rank) + ".log");
     EXPECT_EQ(test::wait_exit(pids[static_cast<std::size_t>(rank)]), 1) << test::read_file(log_path);

@@ -21,6 +21,10 @@ void write_atomically(const std::string& path, const std::string& what,
 /// `name` (default: `path`) is the file named in errors (the final name of a temporary).
 void write_file(const std::string& path, std::string_view bytes, const std::string& what, const std::string& name = "");
 
+/// Appends `bytes` to `path` (created if missing) whole or not at all: on a failure what was
+/// written is cut back, and IOError names the path and the system's reason.
+void append_file(const std::string& path, std::string_view bytes, const std::string& what);
+
 /// `write_atomically` for a byte string already in memory.
 void write_file_atomically(const std::string& path, std::string_view bytes, const std::string& what);
 
