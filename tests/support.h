@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -53,6 +54,10 @@ int spawn(const std::vector<std::string>& argv, const fs::path& log);
 
 /// Waits for process `pid` to end and returns its exit code (128 + signal when killed).
 int wait_exit(int pid);
+
+/// wait_exit with a limit: a process still running after `limit` is killed (SIGKILL), reaped,
+/// and -2 is returned, so that a hung child fails its test instead of hanging the suite.
+int wait_exit(int pid, std::chrono::milliseconds limit);
 
 /// The repository root (for configs/ and docs/).
 fs::path source_dir();

@@ -13,7 +13,10 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <map>
+#include <optional>
+#include <stdexcept>
 #include <mutex>
 #include <thread>
 
@@ -97,47 +100,77 @@ std::optional<DistributedOptions> distributed_options_from_environment() {
 
 // ---- Distributed --------------------------------------------------------------------------------
 
-// The rendezvous store and a second connection to it, made within `deadline`. LibTorch's client
-// checks the server with a request it waits for without a time limit: a program other than a
-// store listening on MASTER_PORT (it accepts the connection and never answers) would hold the
-// rank forever. The connection is made on a thread of its own; past the deadline the rank
-// reports the problem and leaves that thread (blocked in a read) to end with the process.
-static std::pair<c10::intrusive_ptr<c10d::TCPStore>, c10::intrusive_ptr<c10d::TCPStore>> connect_stores(
-    const std::string& address, c10d::TCPStoreOptions options, std::chrono::milliseconds deadline) {
-  struct Attempt {
+// LibTorch's TCPStore client waits for its answers without a time limit (its timeout bounds
+// connecting and wait(), not check/get/add/set), and it serializes operations behind one lock.
+// On a host whose link is cut, or against a program that accepts connections and never answers,
+// a store operation blocks until TCP gives up, ~15 minutes. within() runs `operation` on a
+// thread of its own and waits at most `limit`; past it the thread is left behind (holding what
+// it uses, blocked in a read until the process ends) and within() throws StoreSilent.
+struct StoreSilent : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+template <typename Result>
+Result within(std::chrono::milliseconds limit, std::function<Result()> operation) {
+  struct Outcome {
     std::mutex mutex;
     std::condition_variable done_signal;
     bool done = false;
-    c10::intrusive_ptr<c10d::TCPStore> store, side_store;
+    std::optional<Result> value;
     std::exception_ptr error;
   };
-  auto attempt = std::make_shared<Attempt>();
-  std::thread([attempt, address, options]() mutable {
-    c10::intrusive_ptr<c10d::TCPStore> store, side_store;
+  auto outcome = std::make_shared<Outcome>();
+  std::thread([outcome, operation = std::move(operation)] {
+    std::optional<Result> value;
     std::exception_ptr error;
     try {
-      store = c10::make_intrusive<c10d::TCPStore>(address, options);
-      options.isServer = false;
-      options.timeout = std::chrono::seconds(10);
-      side_store = c10::make_intrusive<c10d::TCPStore>(address, options);
+      value.emplace(operation());
     } catch (...) {
       error = std::current_exception();
     }
-    std::lock_guard<std::mutex> lock(attempt->mutex);
-    attempt->store = std::move(store);
-    attempt->side_store = std::move(side_store);
-    attempt->error = error;
-    attempt->done = true;
-    attempt->done_signal.notify_all();
+    std::lock_guard<std::mutex> lock(outcome->mutex);
+    outcome->value = std::move(value);
+    outcome->error = error;
+    outcome->done = true;
+    outcome->done_signal.notify_all();
   }).detach();
-  std::unique_lock<std::mutex> lock(attempt->mutex);
-  if (!attempt->done_signal.wait_for(lock, deadline, [&] { return attempt->done; }))
+  std::unique_lock<std::mutex> lock(outcome->mutex);
+  if (!outcome->done_signal.wait_for(lock, limit, [&] { return outcome->done; }))
+    throw StoreSilent("no answer within " + std::to_string(limit.count() / 1000) + " s");
+  if (outcome->error) std::rethrow_exception(outcome->error);
+  return std::move(*outcome->value);
+}
+
+using StorePair = std::pair<c10::intrusive_ptr<c10d::TCPStore>, c10::intrusive_ptr<c10d::TCPStore>>;
+
+// The rendezvous store and a second connection to it (for the heartbeat and failure reports),
+// made within `deadline`: connecting checks the server with a request that within() bounds.
+static StorePair connect_stores(const std::string& address, c10d::TCPStoreOptions options,
+                                std::chrono::milliseconds deadline) {
+  try {
+    return within<StorePair>(deadline, [address, options]() mutable {
+      StorePair stores;
+      stores.first = c10::make_intrusive<c10d::TCPStore>(address, options);
+      options.isServer = false;
+      options.timeout = std::chrono::seconds(10);
+      stores.second = c10::make_intrusive<c10d::TCPStore>(address, options);
+      return stores;
+    });
+  } catch (const StoreSilent&) {
     throw Error("no rendezvous store answered within " + std::to_string(deadline.count() / 1000) +
                 " s (distributed.timeout + 5 s): rank 0 never started, or another program is listening on that port "
                 "(choose a free MASTER_PORT)");
-  if (attempt->error) std::rethrow_exception(attempt->error);
-  return {attempt->store, attempt->side_store};
+  }
 }
+
+// The heartbeat: a counter per rank in the store, incremented twice a second, that tells a
+// rank whose collective failed which peer stopped. Its thread shares this state rather than
+// Distributed's, so that one blocked in a store operation (a cut link) can be left behind.
+struct Heartbeat {
+  c10::intrusive_ptr<c10d::TCPStore> store;
+  std::atomic<bool> stop{false};
+  std::atomic<bool> ended{false};
+};
 
 struct Distributed::Impl {
   c10::intrusive_ptr<c10d::Store> store;
@@ -146,15 +179,21 @@ struct Distributed::Impl {
   // behind the process group's own store traffic.
   c10::intrusive_ptr<c10d::TCPStore> side_store;
   DistributedOptions options;
-  std::mutex side_mutex;
-  std::thread heartbeat;
-  std::atomic<bool> stop{false};
+  std::shared_ptr<Heartbeat> heartbeat = std::make_shared<Heartbeat>();
+  std::thread heartbeat_thread;
   std::atomic<bool> failed{false};
-  bool reported = false;
+  std::atomic<bool> reported{false};
 
   ~Impl() {
-    stop = true;
-    if (heartbeat.joinable()) heartbeat.join();
+    heartbeat->stop = true;
+    if (heartbeat_thread.joinable()) {
+      // It ends within half a second unless a store operation blocks it (a cut link).
+      for (int i = 0; i < 40 && !heartbeat->ended; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (heartbeat->ended)
+        heartbeat_thread.join();
+      else
+        heartbeat_thread.detach();
+    }
     // After a failed collective the process group may still hold work for a dead peer; its
     // destructor would wait for it. The process is about to exit: let it go.
     if (failed) {
@@ -214,18 +253,17 @@ Distributed::Distributed(const DistributedOptions& options, torch::Device device
                 std::to_string(options.master_port) + ": " + describe(e));
   }
   impl_->side_store->add(heartbeat_key(rank_), 1);
-  impl_->heartbeat = std::thread([impl = impl_.get(), rank = rank_] {
-    while (!impl->stop) {
-      {
-        std::lock_guard<std::mutex> lock(impl->side_mutex);
-        try {
-          impl->side_store->add(heartbeat_key(rank), 1);
-        } catch (const std::exception&) {
-          return;  // the store is gone; failures will say so
-        }
+  impl_->heartbeat->store = impl_->side_store;
+  impl_->heartbeat_thread = std::thread([beat = impl_->heartbeat, rank = rank_] {
+    while (!beat->stop) {
+      try {
+        beat->store->add(heartbeat_key(rank), 1);
+      } catch (const std::exception&) {
+        break;  // the store is gone; failures will say so
       }
-      for (int i = 0; i < 5 && !impl->stop; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      for (int i = 0; i < 5 && !beat->stop; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
+    beat->ended = true;
   });
   auto prefixed = c10::make_intrusive<c10d::PrefixStore>("c10d", impl_->store);
   try {
@@ -260,60 +298,71 @@ Distributed::Distributed(const DistributedOptions& options, torch::Device device
 Distributed::~Distributed() = default;
 
 void Distributed::report_failure(const std::string& message) noexcept {
-  if (!impl_ || !impl_->side_store || impl_->reported) return;
-  impl_->reported = true;
+  if (!impl_ || !impl_->side_store || impl_->reported.exchange(true)) return;
   try {
-    std::lock_guard<std::mutex> lock(impl_->side_mutex);
     const std::string text = first_line(message);
-    impl_->side_store->set(failure_key(rank_), std::vector<uint8_t>(text.begin(), text.end()));
+    within<bool>(std::chrono::seconds(5), [store = impl_->side_store, key = failure_key(rank_), text] {
+      store->set(key, std::vector<uint8_t>(text.begin(), text.end()));
+      return true;
+    });
   } catch (...) {
+    // The store cannot be reached: the other ranks learn of this one from its heartbeat.
   }
 }
+
+namespace {
+
+// Who made a collective fail, asked of the store: a rank that reported its own failure, else a
+// rank whose heartbeat stopped. Returns (culprit or -1, message).
+std::pair<int, std::string> diagnose(c10d::TCPStore& store, int rank, int world_size, const std::string& operation,
+                                     const std::string& cause, std::chrono::milliseconds timeout) {
+  for (int r = 0; r < world_size; ++r) {
+    if (r == rank || !store.check({failure_key(r)})) continue;
+    const auto bytes = store.get(failure_key(r));
+    return {r, "rank " + std::to_string(r) + " failed: " + std::string(bytes.begin(), bytes.end()) + " (rank " +
+                   std::to_string(rank) + " stops: " + operation + " cannot complete)"};
+  }
+  std::vector<int64_t> before(static_cast<std::size_t>(world_size));
+  for (int r = 0; r < world_size; ++r) before[static_cast<std::size_t>(r)] = store.add(heartbeat_key(r), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+  std::vector<int> dead;
+  for (int r = 0; r < world_size; ++r)
+    if (r != rank && store.add(heartbeat_key(r), 0) == before[static_cast<std::size_t>(r)]) dead.push_back(r);
+  if (dead.empty())
+    return {-1, "rank " + std::to_string(rank) + ": " + operation + " failed (" + cause +
+                    "); every rank is still alive, so one is stuck or running a different collective (timeout " +
+                    std::to_string(timeout.count() / 1000) + " s)"};
+  std::vector<std::string> names;
+  for (int r : dead) names.push_back(std::to_string(r));
+  return {dead.front(), std::string(dead.size() == 1 ? "rank " : "ranks ") + utils::join(names) +
+                            " died (killed or crashed) during " + operation + "; rank " + std::to_string(rank) +
+                            " stops (" + cause + ")"};
+}
+
+}  // namespace
 
 void Distributed::fail(const std::string& operation, const std::exception& error) {
   impl_->failed = true;
   const std::string cause = describe(error);
-  std::string message = "rank " + std::to_string(rank_) + ": " + operation + " failed (" + cause + ")";
-  int culprit = -1;
-  std::lock_guard<std::mutex> lock(impl_->side_mutex);
-  auto& store = *impl_->side_store;
+  // The store answers in milliseconds when it is reachable; the heartbeat check waits 2 s.
+  const auto limit = std::chrono::seconds(10);
+  std::pair<int, std::string> found;
   try {
-    // A rank that failed cleanly said why.
-    for (int r = 0; r < world_size_ && culprit < 0; ++r) {
-      if (r == rank_ || !store.check({failure_key(r)})) continue;
-      const auto bytes = store.get(failure_key(r));
-      culprit = r;
-      message = "rank " + std::to_string(r) + " failed: " + std::string(bytes.begin(), bytes.end()) + " (rank " +
-                std::to_string(rank_) + " stops: " + operation + " cannot complete)";
-    }
-    // Otherwise: whose heartbeat stopped?
-    if (culprit < 0) {
-      std::vector<int64_t> before(static_cast<std::size_t>(world_size_));
-      for (int r = 0; r < world_size_; ++r) before[r] = store.add(heartbeat_key(r), 0);
-      std::this_thread::sleep_for(std::chrono::milliseconds(2000));
-      std::vector<int> dead;
-      for (int r = 0; r < world_size_; ++r)
-        if (r != rank_ && store.add(heartbeat_key(r), 0) == before[r]) dead.push_back(r);
-      if (!dead.empty()) {
-        culprit = dead.front();
-        std::vector<std::string> names;
-        for (int r : dead) names.push_back(std::to_string(r));
-        message = std::string(dead.size() == 1 ? "rank " : "ranks ") + utils::join(names) +
-                  (dead.size() == 1 ? " died" : " died") + " (killed or crashed) during " + operation + "; rank " +
-                  std::to_string(rank_) + " stops (" + cause + ")";
-      } else {
-        message += "; every rank is still alive, so one is stuck or running a different collective (timeout " +
-                   std::to_string(impl_->options.timeout.count() / 1000) + " s)";
-      }
-    }
-  } catch (const std::exception&) {
-    culprit = 0;
-    message = "rank " + std::to_string(rank_) + ": " + operation + " failed (" + cause +
-              ") and the rendezvous store at " + impl_->options.master_addr + ":" +
-              std::to_string(impl_->options.master_port) + " is unreachable: " +
-              (impl_->options.rank0_hosts_store ? "rank 0, which hosts it, died" : "the launcher hosting it died");
+    found = within<std::pair<int, std::string>>(
+        limit, [store = impl_->side_store, rank = rank_, world = world_size_, operation, cause,
+                timeout = impl_->options.timeout] { return diagnose(*store, rank, world, operation, cause, timeout); });
+  } catch (const std::exception& store_error) {
+    impl_->reported = true;  // nothing more can be said through that store
+    const std::string host = impl_->options.rank0_hosts_store ? "rank 0, which hosts it," : "the launcher hosting it";
+    const std::string why = dynamic_cast<const StoreSilent*>(&store_error) != nullptr
+                                ? "did not answer within " + std::to_string(limit.count()) + " s: " + host +
+                                      " died or this host lost its network"
+                                : "is unreachable (" + describe(store_error) + "): " + host + " died";
+    found = {0, "rank " + std::to_string(rank_) + ": " + operation + " failed (" + cause +
+                    ") and the rendezvous store at " + impl_->options.master_addr + ":" +
+                    std::to_string(impl_->options.master_port) + " " + why};
   }
-  throw DistributedError(culprit, message);
+  throw DistributedError(found.first, found.second);
 }
 
 #define REID_COLLECTIVE(name, call)                   \

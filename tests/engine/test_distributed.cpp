@@ -603,6 +603,171 @@ TEST(DistributedTraining, AMasterPortHeldByAnotherProgramIsACleanErrorWithinTheT
   close(fd);
 }
 
+// ---- two hosts ----------------------------------------------------------------------------------
+
+// Two test hosts on this machine: network namespaces joined by a veth pair, 10.231.<n>.1 and
+// .2, with netem delay and loss on the link where the kernel has it. Needs root (CI runs as
+// root); where the namespaces cannot be made, available() is false and why() says why.
+class TwoHosts {
+ public:
+  TwoHosts() {
+    const std::string id = std::to_string(getpid() % 100000);
+    const int subnet = static_cast<int>(getpid() % 250) + 1;
+    for (int h = 0; h < 2; ++h) {
+      namespaces_[h] = "reid-test-" + id + "-h" + std::to_string(h);
+      links_[h] = "rv" + id + (h == 0 ? "a" : "b");
+      addresses_[h] = "10.231." + std::to_string(subnet) + "." + std::to_string(h + 1);
+    }
+    if (geteuid() != 0) {
+      why_ = "not root: network namespaces need CAP_NET_ADMIN";
+      return;
+    }
+    for (int h = 0; h < 2; ++h)
+      if (!ip("netns add " + namespaces_[h])) return;
+    made_ = true;
+    if (!ip("link add " + links_[0] + " type veth peer name " + links_[1])) return;
+    for (int h = 0; h < 2; ++h) {
+      if (!ip("link set " + links_[h] + " netns " + namespaces_[h]) ||
+          !in(h, "ip addr add " + addresses_[h] + "/24 dev " + links_[h]) || !in(h, "ip link set " + links_[h] + " up") ||
+          !in(h, "ip link set lo up"))
+        return;
+    }
+    available_ = true;
+    // A WAN-like link: 2 ms each way and 1% loss (TCP retransmits). Kernels without sch_netem
+    // run the job on a clean link, and the test says so.
+    bool netem = true;
+    for (int h = 0; h < 2; ++h)
+      netem = netem && in(h, "tc qdisc add dev " + links_[h] + " root netem delay 2ms loss 1%");
+    netem_ = netem ? "netem delay 2 ms, loss 1% each way" : "no netem (" + last_error_ + "): a clean link";
+  }
+  ~TwoHosts() {
+    if (!made_) return;
+    for (const auto& ns : namespaces_) test::run_command("ip netns del " + ns + " 2>/dev/null");
+  }
+  TwoHosts(const TwoHosts&) = delete;
+  TwoHosts& operator=(const TwoHosts&) = delete;
+
+  bool available() const { return available_; }
+  const std::string& why() const { return why_; }
+  const std::string& link() const { return netem_; }
+  const std::string& address(int host) const { return addresses_[host]; }
+  // argv that runs `command` inside host `h`'s namespace.
+  std::vector<std::string> exec(int h, const std::vector<std::string>& command) const {
+    std::vector<std::string> argv = {"/usr/bin/env", "ip", "netns", "exec", namespaces_[h]};
+    argv.insert(argv.end(), command.begin(), command.end());
+    return argv;
+  }
+  // Cuts (or restores) host h's side of the link.
+  bool set_link(int h, bool up) { return in(h, "ip link set " + links_[h] + (up ? " up" : " down")); }
+
+ private:
+  bool ip(const std::string& args) { return check("ip " + args); }
+  bool in(int h, const std::string& command) { return check("ip netns exec " + namespaces_[h] + " " + command); }
+  bool check(const std::string& command) {
+    const auto r = test::run_command(command);
+    if (r.exit_code == 0) return true;
+    last_error_ = "'" + command + "' exited " + std::to_string(r.exit_code) + ": " + r.err.substr(0, r.err.find('\n'));
+    if (why_.empty()) why_ = last_error_;
+    return false;
+  }
+
+  std::string namespaces_[2], links_[2], addresses_[2];
+  std::string why_, last_error_, netem_;
+  bool made_ = false, available_ = false;
+};
+
+// reid-train as rank `rank` of a 2-node x 1-process job, run inside host `rank`, rank 0 hosting
+// the store on its own address.
+std::vector<std::string> node_command(const TwoHosts& hosts, int rank, const std::string& config, const std::string& out,
+                                      std::vector<std::string> extra) {
+  std::vector<std::string> command = {"/usr/bin/env", "RANK=" + std::to_string(rank), "WORLD_SIZE=2", "LOCAL_RANK=0",
+                                      "LOCAL_WORLD_SIZE=1", "MASTER_ADDR=" + hosts.address(0), "MASTER_PORT=29611"};
+  for (const auto& a : train_command(config, out, 1, std::move(extra))) command.push_back(a);
+  return hosts.exec(rank, command);
+}
+
+TEST(DistributedTraining, TwoHostsTrainLikeOneAndACutLinkEndsTheJobNamingTheLostRank) {
+  TwoHosts hosts;
+  if (!hosts.available()) GTEST_SKIP() << "two test hosts cannot be made here: " << hosts.why();
+  std::cerr << "two hosts " << hosts.address(0) << " and " << hosts.address(1) << ", " << hosts.link() << "\n";
+  test::TempDir dir;
+  const std::string config = write_config(dir);
+  const std::vector<std::string> plain = {"--set", "model.sync_bn=false", "--set", "solver.max_epochs=3",
+                                          "--set", "distributed.timeout=15"};
+  // The single-host job: one node, two processes.
+  ASSERT_EQ(run(train_command(config, (dir / "reference").string(), 2, plain), dir / "reference.log"), 0)
+      << test::read_file(dir / "reference.log");
+
+  // Two nodes, one process each, across the link: the same weights bit for bit (same batches,
+  // same reduction order).
+  const auto two_nodes = [&](const fs::path& out, const std::string& tag, const std::vector<std::string>& extra) {
+    std::vector<int> pids;
+    for (int rank = 0; rank < 2; ++rank)
+      pids.push_back(test::spawn(node_command(hosts, rank, config, out.string(), extra),
+                                 dir / (tag + "-rank" + std::to_string(rank) + ".log")));
+    return pids;
+  };
+  {
+    const auto pids = two_nodes(dir / "nodes", "nodes", plain);
+    EXPECT_EQ(test::wait_exit(pids[0], std::chrono::minutes(5)), 0) << test::read_file(dir / "nodes-rank0.log");
+    EXPECT_EQ(test::wait_exit(pids[1], std::chrono::minutes(5)), 0) << test::read_file(dir / "nodes-rank1.log");
+    ASSERT_TRUE(fs::exists(dir / "nodes/model_final.pt"));
+    EXPECT_EQ(max_difference((dir / "reference/model_final.pt").string(), (dir / "nodes/model_final.pt").string()), 0.0)
+        << "2 nodes x 1 process train as 1 node x 2 processes";
+  }
+
+  // Host 1's link cut after the first checkpoint: rank 0 ends within the timeout naming rank 1,
+  // and rank 1, which can reach nobody, ends too instead of waiting forever. As in the kill
+  // test, an attempt whose cut landed after the job's last collective is repeated.
+  const fs::path cut = dir / "cut";
+  std::string log0, log1;
+  bool in_time = false;
+  for (int attempt = 0; attempt < 3 && !in_time; ++attempt) {
+    fs::remove_all(cut);
+    ASSERT_TRUE(hosts.set_link(1, true));
+    const std::string tag = "cut" + std::to_string(attempt);
+    const auto pids = two_nodes(cut, tag, plain);
+    for (int i = 0; i < 300000 && !fs::exists(cut / "checkpoints/last.ckpt"); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ASSERT_TRUE(hosts.set_link(1, false));
+    const auto start = std::chrono::steady_clock::now();
+    const int code0 = test::wait_exit(pids[0], std::chrono::seconds(90));
+    const double seconds0 = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const int code1 = test::wait_exit(pids[1], std::chrono::seconds(90));
+    const double seconds1 = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    log0 = test::read_file(dir / (tag + "-rank0.log"));
+    log1 = test::read_file(dir / (tag + "-rank1.log"));
+    in_time = log0.find("final synthetic") == std::string::npos;
+    if (!in_time) {
+      (void)code1;
+      continue;
+    }
+    std::cerr << "cut link: rank 0 ended after " << seconds0 << " s, rank 1 after " << seconds1 << " s\n";
+    EXPECT_EQ(code0, 1) << log0;
+    EXPECT_EQ(code1, 1) << log1;
+    // The timeout (15 s), then rank 0 checks the heartbeats (2 s) and rank 1 waits at most 10 s
+    // for a store it cannot reach.
+    EXPECT_LT(seconds0, 45.0) << log0;
+    EXPECT_LT(seconds1, 45.0) << log1;
+  }
+  ASSERT_TRUE(in_time) << "three attempts cut the link only after the job's last collective";
+  EXPECT_NE(log0.find("rank 1 died"), std::string::npos) << log0;
+  EXPECT_NE(log1.find("rank 0, which hosts it, died or this host lost its network"), std::string::npos) << log1;
+  EXPECT_EQ(log0.find("terminate called"), std::string::npos) << log0;
+  EXPECT_EQ(log1.find("terminate called"), std::string::npos) << log1;
+  ASSERT_FALSE(fs::exists(cut / "model_final.pt"));
+
+  // The link back, --resume on both nodes: exactly the uninterrupted weights.
+  ASSERT_TRUE(hosts.set_link(1, true));
+  std::vector<std::string> resume = plain;
+  resume.push_back("--resume");
+  const auto pids = two_nodes(cut, "resumed", resume);
+  EXPECT_EQ(test::wait_exit(pids[0], std::chrono::minutes(5)), 0) << test::read_file(dir / "resumed-rank0.log");
+  EXPECT_EQ(test::wait_exit(pids[1], std::chrono::minutes(5)), 0) << test::read_file(dir / "resumed-rank1.log");
+  EXPECT_EQ(max_difference((dir / "reference/model_final.pt").string(), (cut / "model_final.pt").string()), 0.0)
+      << "resume across the two hosts is exact";
+}
+
 TEST(DistributedTraining, ABatchThatCannotSplitIsRefusedBeforeStarting) {
   test::TempDir dir;
   const std::string config = write_config(dir);
