@@ -61,6 +61,8 @@ void validate_model(const ModelConfig& m) {
           "must be 1 or 2 (got " + to_text(m.last_stride) + ")");
   require_at_least("model.streams", m.streams, 1);
   require_at_least("model.feature_dim", m.feature_dim, 0);
+  require_range("model.patch_stride", m.patch_stride, 0, 16);
+  require_range("model.drop_path", m.drop_path, 0.0, 0.99);
   require_choice("model.pooling", m.pooling, models::pooling_registry().names());
   require_positive("model.gem_p", m.gem_p);
   require_choice("model.neck", m.neck, models::neck_registry().names());

@@ -1,6 +1,7 @@
 #include "reid/deploy/onnx.h"
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <limits>
 #include <set>
@@ -477,6 +478,14 @@ void slice(Exporter& e, const Node* n) {
          {e.out(n->output())});
 }
 
+void narrow(Exporter& e, const Node* n) {
+  // narrow(input, dim, start, length)
+  const int64_t dim = e.axis(n, e.integer(n, 1), e.rank(n, n->input(0)));
+  const int64_t start = e.integer(n, 2);
+  e.emit("Slice", {e.tensor(n->input(0)), e.int64s({start}), e.int64s({start + e.integer(n, 3)}), e.int64s({dim})},
+         {e.out(n->output())});
+}
+
 void linear(Exporter& e, const Node* n) {
   // linear(input, weight, bias): Gemm on [N, in]; MatMul with the transposed weight otherwise.
   if (e.rank(n, n->input(0)) == 2) {
@@ -542,6 +551,89 @@ void permute(Exporter& e, const Node* n, bool two_dims) {
   e.emit("Transpose", {e.tensor(n->input(0))}, {e.out(n->output())}, {attr_ints("perm", perm)});
 }
 
+void layer_norm(Exporter& e, const Node* n) {
+  // layer_norm(input, normalized_shape, weight, bias, eps, cudnn_enable) over the last axis,
+  // written out (LayerNormalization is opset 17): (x - mean) / sqrt(var + eps) * weight + bias.
+  if (e.ints(n, 1).size() != 1) e.fail(n, "normalizing more than the last dimension");
+  const int64_t last = e.rank(n, n->input(0)) - 1;
+  const std::string x = e.tensor(n->input(0));
+  const auto mean = e.temp(), centred = e.temp(), squared = e.temp(), variance = e.temp(), shifted = e.temp(),
+             deviation = e.temp();
+  e.emit("ReduceMean", {x}, {mean}, {attr_ints("axes", {last}), attr_int("keepdims", 1)});
+  e.emit("Sub", {x, mean}, {centred});
+  e.emit("Mul", {centred, centred}, {squared});
+  e.emit("ReduceMean", {squared}, {variance}, {attr_ints("axes", {last}), attr_int("keepdims", 1)});
+  e.emit("Add", {variance, e.initializer(torch::tensor(static_cast<float>(e.number(n, 4))))}, {shifted});
+  e.emit("Sqrt", {shifted}, {deviation});
+  std::string current = e.temp();
+  e.emit("Div", {centred, deviation}, {current});
+  for (const auto& [input, op] : {std::pair<std::size_t, const char*>{2, "Mul"}, {3, "Add"}}) {
+    if (e.is_none(n, input)) continue;
+    const std::string next = e.temp();
+    e.emit(op, {current, e.tensor(n->input(input))}, {next});
+    current = next;
+  }
+  e.alias(n->output(), current);
+}
+
+void gelu(Exporter& e, const Node* n) {
+  // gelu(input, approximate): exact form x * 0.5 * (1 + erf(x / sqrt(2))).
+  if (n->inputs().size() > 1) {
+    const auto approximate = e.constant(n, 1);
+    if (approximate.isString() && approximate.toStringRef() != "none") e.fail(n, "the tanh approximation");
+  }
+  const std::string x = e.tensor(n->input(0));
+  const auto scaled = e.temp(), erf = e.temp(), shifted = e.temp(), half = e.temp();
+  e.emit("Div", {x, e.initializer(torch::tensor(static_cast<float>(std::sqrt(2.0))))}, {scaled});
+  e.emit("Erf", {scaled}, {erf});
+  e.emit("Add", {erf, e.initializer(torch::tensor(1.0f))}, {shifted});
+  e.emit("Mul", {x, e.initializer(torch::tensor(0.5f))}, {half});
+  e.emit("Mul", {half, shifted}, {e.out(n->output())});
+}
+
+void attention(Exporter& e, const Node* n) {
+  // scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal, scale, ...):
+  // softmax(q k^T * scale) v, scale 1 / sqrt(head_dim) unless given.
+  if (!e.is_none(n, 3)) e.fail(n, "an attention mask");
+  if (n->inputs().size() > 4 && e.number(n, 4) != 0.0) e.fail(n, "attention dropout");
+  if (n->inputs().size() > 5 && e.boolean(n, 5)) e.fail(n, "causal attention");
+  const auto q = e.sizes(n, n->input(0));
+  double scale = 1.0 / std::sqrt(static_cast<double>(q.back()));
+  if (n->inputs().size() > 6 && !e.is_none(n, 6)) scale = e.number(n, 6);
+  std::vector<int64_t> perm;
+  for (int64_t i = 0; i < static_cast<int64_t>(q.size()); ++i) perm.push_back(i);
+  std::swap(perm[perm.size() - 1], perm[perm.size() - 2]);
+  const auto keys = e.temp(), scores = e.temp(), scaled = e.temp(), weights = e.temp();
+  e.emit("Transpose", {e.tensor(n->input(1))}, {keys}, {attr_ints("perm", perm)});
+  e.emit("MatMul", {e.tensor(n->input(0)), keys}, {scores});
+  e.emit("Mul", {scores, e.initializer(torch::tensor(static_cast<float>(scale)))}, {scaled});
+  e.emit("Softmax", {scaled}, {weights}, {attr_int("axis", static_cast<int64_t>(q.size()) - 1)});
+  e.emit("MatMul", {weights, e.tensor(n->input(2))}, {e.out(n->output())});
+}
+
+void select(Exporter& e, const Node* n) {
+  // select(input, dim, index): Gather with a scalar index drops the dimension. (A dimension 0
+  // need not be the batch: the attention's q/k/v after a permute. trace_model() has checked
+  // that the graph does not depend on the batch size.)
+  const auto in = e.sizes(n, n->input(0));
+  const int64_t dim = e.axis(n, e.integer(n, 1), static_cast<int64_t>(in.size()));
+  int64_t index = e.integer(n, 2);
+  if (index < 0) index += in[static_cast<std::size_t>(dim)];
+  e.emit("Gather", {e.tensor(n->input(0)), e.initializer(torch::tensor(index, torch::kLong))}, {e.out(n->output())},
+         {attr_int("axis", dim)});
+}
+
+void expand_as(Exporter& e, const Node* n) {
+  const auto shape = e.temp();
+  e.emit("Shape", {e.tensor(n->input(1))}, {shape});
+  e.emit("Expand", {e.tensor(n->input(0)), shape}, {e.out(n->output())});
+}
+
+void unsqueeze(Exporter& e, const Node* n) {
+  const int64_t dim = e.axis(n, e.integer(n, 1), e.rank(n, n->input(0)) + 1);
+  e.emit("Unsqueeze", {e.tensor(n->input(0)), e.int64s({dim})}, {e.out(n->output())});
+}
+
 const std::map<std::string, Handler>& handlers() {
   static const std::map<std::string, Handler> table = {
       {"aten::_convolution", [](Exporter& e, const Node* n) { convolution(e, n, true); }},
@@ -572,6 +664,12 @@ const std::map<std::string, Handler>& handlers() {
       {"aten::adaptive_avg_pool2d", [](Exporter& e, const Node* n) { adaptive_pool(e, n, "GlobalAveragePool"); }},
       {"aten::adaptive_max_pool2d", [](Exporter& e, const Node* n) { adaptive_pool(e, n, "GlobalMaxPool"); }},
       {"aten::linear", linear},
+      {"aten::layer_norm", layer_norm},
+      {"aten::gelu", gelu},
+      {"aten::scaled_dot_product_attention", attention},
+      {"aten::select", select},
+      {"aten::expand_as", expand_as},
+      {"aten::unsqueeze", unsqueeze},
       {"aten::addmm", addmm},
       {"aten::flatten", flatten},
       {"aten::view", view},
@@ -587,6 +685,7 @@ const std::map<std::string, Handler>& handlers() {
       {"aten::split", [](Exporter& e, const Node* n) { split(e, n, false); }},
       {"aten::cat", concat},
       {"aten::slice", slice},
+      {"aten::narrow", narrow},
       {"aten::contiguous", passthrough()},
       {"aten::detach", passthrough()},
       {"aten::clone", passthrough()},

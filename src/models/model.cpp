@@ -5,6 +5,7 @@
 #include "reid/models/mgn.h"
 #include "reid/models/osnet.h"
 #include "reid/models/resnet.h"
+#include "reid/models/vit.h"
 #include "reid/utils/strings.h"
 
 namespace reid::models {
@@ -46,6 +47,12 @@ void register_builtin_models(ModelRegistry& registry) {
   registry.add("resnet50_nl", [](const ModelOptions& options) -> ReidModel {
     return std::make_shared<ResNetImpl>(resnet50_options(false, options, /*non_local=*/true), "resnet50_nl");
   });
+  for (const char* size : {"base", "small"}) {
+    const std::string name = std::string("vit_") + size + "_patch16";
+    registry.add(name, [size, name](const ModelOptions& options) -> ReidModel {
+      return std::make_shared<ViTImpl>(vit_options(size, options), name);
+    });
+  }
   registry.add("mgn_resnet50", [](const ModelOptions& options) -> ReidModel {
     return std::make_shared<MGNImpl>(MGNOptions().head(options.head()), "mgn_resnet50");
   });

@@ -18,11 +18,14 @@ namespace reid::deploy::test_fixtures {
 
 // A registry model with random weights and random batch-norm statistics (so that folding and
 // every normalisation matter), in eval mode.
+// `height` x `width` is the input size it is built for (what a ViT's position embeddings need).
 inline models::ReidModel random_model(const std::string& name, models::Neck neck = models::Neck::kNone,
-                               models::Pooling pooling = models::Pooling::kAvg) {
+                               models::Pooling pooling = models::Pooling::kAvg, int64_t height = 256,
+                               int64_t width = 128) {
   torch::manual_seed(11);
   auto model = models::builtin_models().create(
-      name, models::ModelOptions().head(models::HeadOptions().num_classes(9).neck(neck).pooling(pooling)));
+      name, models::ModelOptions().height(height).width(width).head(
+                models::HeadOptions().num_classes(9).neck(neck).pooling(pooling)));
   torch::NoGradGuard no_grad;
   for (auto& item : model->named_buffers()) {
     if (item.key().find("running_mean") != std::string::npos) item.value().normal_(0.0, 0.2);

@@ -140,7 +140,11 @@ TEST(OnnxRegistry, EveryRegisteredModelAndHeadRunsInOnnxruntime) {
   for (const auto& name : models::builtin_models().names()) {
     for (const auto pooling : {models::Pooling::kAvg, models::Pooling::kMax, models::Pooling::kGeM}) {
       const auto neck = pooling == models::Pooling::kAvg ? models::Neck::kNone : models::Neck::kBNNeck;
-      auto model = random_model(name, neck, pooling);
+      // A ViT's feature is its class token: pooling is the identity (GeM is refused), so one
+      // pooling with each neck covers it.
+      const bool transformer = name.rfind("vit_", 0) == 0;
+      if (transformer && pooling == models::Pooling::kGeM) continue;
+      auto model = random_model(name, neck, pooling, 128, 64);
       TraceOptions options;
       options.height = 128;
       options.width = 64;
@@ -234,13 +238,13 @@ TEST(Trace, RefusesAForwardPassThatFreezesTheBatchSize) {
 }
 
 TEST(Onnx, AnUnsupportedOpIsNamed) {
-  ProbeNet gelu([](const torch::Tensor& x) { return torch::gelu(x); });
-  const auto traced = trace_model(*gelu, TraceOptions{});
+  ProbeNet cosine([](const torch::Tensor& x) { return torch::cos(x); });
+  const auto traced = trace_model(*cosine, TraceOptions{});
   try {
     to_onnx(traced);
-    FAIL() << "aten::gelu was exported";
+    FAIL() << "aten::cos was exported";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("aten::gelu"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("aten::cos"), std::string::npos) << e.what();
   }
   // A model built from supported ops exports with no new code.
   ProbeNet plain([](const torch::Tensor& x) { return torch::sigmoid(x) * x + x.clamp_min(0.5); });

@@ -14,11 +14,13 @@ namespace {
 class EveryModel : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(EveryModel, ForwardBackwardAtTwoSizes) {
-  torch::manual_seed(0);
-  auto model = builtin_models().create(GetParam(), ModelOptions().head(HeadOptions().num_classes(7)));
-  const int64_t dim = model->feature_dim();
   for (auto size : {std::make_pair(64, 32), std::make_pair(256, 128)}) {
     SCOPED_TRACE(std::to_string(size.first) + "x" + std::to_string(size.second));
+    // Built for the input size (a ViT's position embeddings depend on it; CNNs ignore it).
+    torch::manual_seed(0);
+    auto model = builtin_models().create(
+        GetParam(), ModelOptions().height(size.first).width(size.second).head(HeadOptions().num_classes(7)));
+    const int64_t dim = model->feature_dim();
     model->train();
     model->zero_grad();
     const auto x = torch::randn({2, 3, size.first, size.second});
@@ -49,7 +51,7 @@ TEST_P(EveryModel, ForwardBackwardAtTwoSizes) {
 TEST_P(EveryModel, SaveLoadRoundTripGivesIdenticalOutputs) {
   test::TempDir dir;
   torch::manual_seed(1);
-  auto a = builtin_models().create(GetParam(), ModelOptions().head(HeadOptions().num_classes(5)));
+  auto a = builtin_models().create(GetParam(), ModelOptions().height(64).width(32).head(HeadOptions().num_classes(5)));
   // Move the BN running statistics away from their initial values.
   a->train();
   {
@@ -59,7 +61,7 @@ TEST_P(EveryModel, SaveLoadRoundTripGivesIdenticalOutputs) {
   const auto path = (dir / "weights.pt").string();
   save_weights(*a, path);
   torch::manual_seed(2);
-  auto b = builtin_models().create(GetParam(), ModelOptions().head(HeadOptions().num_classes(5)));
+  auto b = builtin_models().create(GetParam(), ModelOptions().height(64).width(32).head(HeadOptions().num_classes(5)));
   const auto report = load_weights(*b, path, /*strict=*/true);
   EXPECT_TRUE(report.missing.empty() && report.unexpected.empty() && report.mismatched.empty());
   a->eval();
@@ -71,7 +73,7 @@ TEST_P(EveryModel, SaveLoadRoundTripGivesIdenticalOutputs) {
 TEST_P(EveryModel, ChannelsLastGivesTheSameFeaturesAndSavesPlainWeights) {
   test::TempDir dir;
   torch::manual_seed(3);
-  auto model = builtin_models().create(GetParam(), ModelOptions().head(HeadOptions().num_classes(5)));
+  auto model = builtin_models().create(GetParam(), ModelOptions().height(64).width(32).head(HeadOptions().num_classes(5)));
   model->eval();
   const auto x = torch::randn({2, 3, 64, 32});
   const auto expected = model->extract_features(x);
@@ -88,7 +90,7 @@ TEST_P(EveryModel, ChannelsLastGivesTheSameFeaturesAndSavesPlainWeights) {
   // Saved weights are plain contiguous tensors that load into an ordinary (NCHW) model.
   const auto path = (dir / "weights.pt").string();
   save_weights(*model, path);
-  auto plain = builtin_models().create(GetParam(), ModelOptions().head(HeadOptions().num_classes(5)));
+  auto plain = builtin_models().create(GetParam(), ModelOptions().height(64).width(32).head(HeadOptions().num_classes(5)));
   load_weights(*plain, path, /*strict=*/true);
   plain->eval();
   EXPECT_TRUE(torch::allclose(plain->extract_features(x), expected, 1e-5, 1e-6));

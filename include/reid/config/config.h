@@ -15,7 +15,8 @@ namespace reid::config {
 /// Network and head (models/).
 struct ModelConfig {
   /// Network name in the model registry (osnet_x1_0, osnet_x0_75, osnet_x0_5, osnet_x0_25,
-  /// osnet_ibn_x1_0, resnet50, resnet50_ibn_a).
+  /// osnet_ibn_x1_0, resnet50, resnet50_ibn_a, resnet50_nl, mgn_resnet50, vit_base_patch16,
+  /// vit_small_patch16).
   std::string name = "osnet_x1_0";
   /// State dict to start from: a Python `torch.save(model.state_dict())` file or LibReID
   /// weights; empty for random initialisation.
@@ -45,6 +46,12 @@ struct ModelConfig {
   double margin = 0.5;
   /// Sub-center ArcFace: centres per class K.
   int subcenters = 3;
+  /// ViT: stride between 16-pixel patches (0: 16, no overlap; TransReID: 12, 21 x 10 patches at
+  /// 256 x 128).
+  int patch_stride = 0;
+  /// ViT: stochastic depth (drop-path) rate of the last block, rising linearly from 0 at the
+  /// first (TransReID: 0.1).
+  double drop_path = 0.1;
   /// Multi-process training: synchronise batch-norm statistics over all processes (the
   /// statistics of the global batch), which small per-process P x K batches need. Ignored in
   /// one process.
@@ -66,6 +73,8 @@ struct ModelConfig {
     v("scale", scale);
     v("margin", margin);
     v("subcenters", subcenters);
+    v("patch_stride", patch_stride);
+    v("drop_path", drop_path);
     v("sync_bn", sync_bn);
   }
 };

@@ -26,6 +26,13 @@ struct ModelOptions {
   TORCH_ARG(int64_t, streams) = 4;
   /// OSNet: width of the fc embedding (0: none).
   TORCH_ARG(int64_t, feature_dim) = 512;
+  /// Input size (ViT: the grid its position embeddings are made for).
+  TORCH_ARG(int64_t, height) = 256;
+  TORCH_ARG(int64_t, width) = 128;
+  /// ViT: stride between patches (0: the patch size; TransReID: 12 for 16-pixel patches).
+  TORCH_ARG(int64_t, patch_stride) = 0;
+  /// ViT: stochastic depth rate of the last block.
+  TORCH_ARG(double, drop_path) = 0.1;
 };
 
 /// Base class of every ReID network: a backbone producing a feature map, and the shared head
@@ -64,7 +71,7 @@ using ModelRegistry = Registry<ReidModel(const ModelOptions&)>;
 
 /// Adds the built-in networks: osnet_x1_0, osnet_x0_75, osnet_x0_5, osnet_x0_25,
 /// osnet_ibn_x1_0, resnet50, resnet50_ibn_a, resnet50_nl (AGW's ResNet-50 with non-local
-/// blocks), mgn_resnet50 (MGN).
+/// blocks), mgn_resnet50 (MGN), vit_base_patch16, vit_small_patch16.
 void register_builtin_models(ModelRegistry& registry);
 
 /// A registry holding the built-in networks (built once; copy it to add your own).

@@ -1,0 +1,119 @@
+#pragma once
+/// @file
+/// Vision Transformer backbones (Dosovitskiy et al., ICLR 2021) for ReID, as TransReID (He et
+/// al., ICCV 2021) uses them: pre-norm blocks (LayerNorm, multi-head self-attention through
+/// at::scaled_dot_product_attention, an MLP with exact GELU), a class token, learned position
+/// embeddings for the input size the model is built for, stochastic depth (drop-path), and a
+/// patch stride that may be smaller than the patch (overlapping patches: stride 12 at 256 x 128
+/// gives 21 x 10 patches). The class token after the final LayerNorm goes through the shared
+/// head (BNNeck, classifier), so every loss term works unchanged.
+///
+/// Parameter names are timm's (`cls_token`, `pos_embed`, `patch_embed.proj`, `blocks.<i>.norm1`,
+/// `blocks.<i>.attn.qkv`, `blocks.<i>.attn.proj`, `blocks.<i>.norm2`, `blocks.<i>.mlp.fc1`,
+/// `blocks.<i>.mlp.fc2`, `norm`). adapt_state_dict() also takes torchvision's `vit_b_16` names,
+/// drops ImageNet classifiers and resizes position embeddings of another grid bilinearly (the
+/// class token's entry is kept as it is).
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+
+#include "reid/models/model.h"
+
+namespace reid::models {
+
+/// Options of a ViT.
+struct ViTOptions {
+  /// Token width D (ViT-B: 768, ViT-S/DeiT-S: 384).
+  TORCH_ARG(int64_t, dim) = 768;
+  /// Transformer blocks.
+  TORCH_ARG(int64_t, depth) = 12;
+  /// Attention heads (D must divide by it).
+  TORCH_ARG(int64_t, heads) = 12;
+  /// Hidden width of each block's MLP.
+  TORCH_ARG(int64_t, mlp_dim) = 3072;
+  /// Patch size and the stride between patches (stride < patch: overlapping patches).
+  TORCH_ARG(int64_t, patch) = 16;
+  TORCH_ARG(int64_t, stride) = 16;
+  /// Input size the position embeddings are made for.
+  TORCH_ARG(int64_t, height) = 256;
+  TORCH_ARG(int64_t, width) = 128;
+  /// Stochastic depth: drop rate of the last block's residual branches, rising linearly from 0
+  /// at the first block.
+  TORCH_ARG(double, drop_path) = 0.1;
+  /// LayerNorm epsilon (1e-6 in timm and torchvision).
+  TORCH_ARG(double, eps) = 1e-6;
+  /// Head: identities, neck, classifier (pooling acts on the class token, a 1 x 1 map).
+  TORCH_ARG(HeadOptions, head);
+};
+
+/// Patches along one side: floor((size - patch) / stride) + 1.
+int64_t vit_patches(int64_t size, int64_t patch, int64_t stride);
+
+/// Position embeddings [1, 1 + h * w, D] (class token first) resized to the grid `rows` x
+/// `cols`: the grid part bilinearly (align_corners false, as TransReID and timm), the class
+/// token's entry unchanged. `from_rows` x `from_cols` is the stored grid; 0 for a square one.
+torch::Tensor resize_position_embedding(const torch::Tensor& embedding, int64_t rows, int64_t cols,
+                                        int64_t from_rows = 0, int64_t from_cols = 0);
+
+/// Multi-head self-attention: qkv projection, scaled dot-product attention, output projection.
+class ViTAttentionImpl : public torch::nn::Module {
+ public:
+  ViTAttentionImpl(int64_t dim, int64_t heads);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::nn::Linear qkv{nullptr}, proj{nullptr};
+
+ private:
+  int64_t heads_;
+};
+TORCH_MODULE(ViTAttention);
+
+/// One pre-norm block: x + attn(norm1(x)), then x + mlp(norm2(x)), each residual branch
+/// dropped per sample with probability `drop_path` in training.
+class ViTBlockImpl : public torch::nn::Module {
+ public:
+  ViTBlockImpl(int64_t dim, int64_t heads, int64_t mlp_dim, double drop_path, double eps);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  torch::Tensor drop(const torch::Tensor& branch) const;
+  torch::nn::LayerNorm norm1_{nullptr}, norm2_{nullptr};
+  ViTAttention attn_{nullptr};
+  torch::nn::Linear fc1_{nullptr}, fc2_{nullptr};
+  double drop_path_;
+};
+TORCH_MODULE(ViTBlock);
+
+/// A ViT with the shared ReID head on its class token.
+class ViTImpl : public ReidModelImpl {
+ public:
+  explicit ViTImpl(const ViTOptions& options, const std::string& name = "vit_base_patch16");
+  ReidOutput forward(const torch::Tensor& images, const torch::Tensor& targets = {}) override;
+  /// The patch tokens after the final LayerNorm as a map [N, D, rows, cols].
+  torch::Tensor featuremaps(const torch::Tensor& images) override;
+  void adapt_state_dict(std::map<std::string, torch::Tensor>& state) const override;
+  /// Patch grid (rows, cols) of the input size.
+  std::pair<int64_t, int64_t> grid() const { return {rows_, cols_}; }
+  ViTOptions options;
+
+  torch::Tensor cls_token, pos_embed;
+
+ private:
+  /// Every token after the final LayerNorm, [N, 1 + rows * cols, D].
+  torch::Tensor tokens(const torch::Tensor& images);
+  torch::nn::Conv2d patch_embed_{nullptr};
+  torch::nn::ModuleList blocks_{nullptr};
+  torch::nn::LayerNorm norm_{nullptr};
+  int64_t rows_ = 0, cols_ = 0;
+};
+
+/// ViT-B/16 (D 768, 12 heads, MLP 3072) and ViT-S/16 (DeiT-S: D 384, 6 heads, MLP 1536), 12
+/// blocks each, for the input size, patch stride and drop-path of `options`.
+ViTOptions vit_options(const std::string& size, const ModelOptions& options);
+
+}  // namespace reid::models
