@@ -15,8 +15,9 @@
 int main(int argc, char** argv) {
   CLI::App app{"LibReID training-step throughput"};
   std::string name = "osnet_x0_25";
-  int threads = 2, batch = 32, height = 256, width = 128, iterations = 30, classes = 751;
-  bool channels_last = true, amp = false;
+  int threads = 2, batch = 32, height = 256, width = 128, iterations = 30, classes = 751, window = 10,
+      patch_stride = 0;
+  bool channels_last = true, amp = false, forward_only = false;
   std::string device_name = "cpu";
   app.add_option("--model", name);
   app.add_option("--threads", threads, "Intra-op threads (0 = all cores)");
@@ -27,13 +28,17 @@ int main(int argc, char** argv) {
   app.add_option("--channels-last", channels_last, "Channels-last parameters and input (reid-train's default)");
   app.add_option("--device", device_name, "cpu, cuda or cuda:N");
   app.add_flag("--amp", amp, "bfloat16 autocast (CUDA)");
+  app.add_option("--window", window, "Steps per timed window");
+  app.add_option("--patch-stride", patch_stride, "ViT: stride between patches (0: the patch size)");
+  app.add_flag("--forward-only", forward_only, "Inference: eval-mode test features without gradients");
   CLI11_PARSE(app, argc, argv);
   reid::set_num_threads(threads);
   const torch::Device device = reid::parse_device(device_name);
   torch::manual_seed(0);
   auto model = reid::models::builtin_models().create(
-      name, reid::models::ModelOptions().head(reid::models::HeadOptions().num_classes(classes)));
-  model->train();
+      name, reid::models::ModelOptions().height(height).width(width).patch_stride(patch_stride).head(
+                reid::models::HeadOptions().num_classes(classes)));
+  model->train(!forward_only);
   model->to(device);
   auto x = torch::randn({batch, 3, height, width}, device);
   if (channels_last) {
@@ -43,6 +48,11 @@ int main(int argc, char** argv) {
   const auto y = torch::randint(0, classes, {batch}, torch::TensorOptions(torch::kLong).device(device));
   torch::optim::Adam optimizer(model->parameters(), torch::optim::AdamOptions(0.0015));
   auto step = [&] {
+    if (forward_only) {
+      torch::NoGradGuard no_grad;
+      model->forward(x);
+      return;
+    }
     optimizer.zero_grad();
     torch::Tensor loss;
     {
@@ -59,7 +69,6 @@ int main(int argc, char** argv) {
   for (int i = 0; i < 3; ++i) step();
   sync();
   double best = 0;
-  const int window = 10;
   for (int start = 0; start + window <= iterations; start += window) {
     const auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < window; ++i) step();
@@ -68,8 +77,9 @@ int main(int argc, char** argv) {
     best = std::max(best, rate);
     std::printf("iterations %d-%d: %.1f images/s\n", start, start + window - 1, rate);
   }
-  std::printf("libreid %s: %dx%d batch %d, %s, %d threads, %s%s, best %.1f images/s\n", name.c_str(), height, width,
-              batch, device.str().c_str(), torch::get_num_threads(), channels_last ? "channels-last" : "NCHW",
+  std::printf("libreid %s%s: %dx%d batch %d, %s, %d threads, %s%s, best %.1f images/s\n", name.c_str(),
+              forward_only ? " inference" : "", height, width, batch, device.str().c_str(), torch::get_num_threads(),
+              channels_last ? "channels-last" : "NCHW",
               amp && device.is_cuda() ? ", bf16 autocast" : "", best);
   return 0;
 }
