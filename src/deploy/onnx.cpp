@@ -469,21 +469,24 @@ void concat(Exporter& e, const Node* n) {
          {attr_int("axis", e.axis(n, e.integer(n, 1), e.rank(n, list->input(0))))});
 }
 
+// One ONNX Slice of `n`'s input 0 along `dim`, [start, end) every `step`.
+void emit_slice(Exporter& e, const Node* n, int64_t dim, int64_t start, int64_t end, int64_t step) {
+  e.emit("Slice", {e.tensor(n->input(0)), e.int64s({start}), e.int64s({end}), e.int64s({dim}), e.int64s({step})},
+         {e.out(n->output())});
+}
+
 void slice(Exporter& e, const Node* n) {
   // slice(input, dim, start, end, step)
   const int64_t dim = e.axis(n, e.integer(n, 1), e.rank(n, n->input(0)));
   const int64_t start = e.is_none(n, 2) ? 0 : e.integer(n, 2);
   const int64_t end = e.is_none(n, 3) ? std::numeric_limits<int64_t>::max() : e.integer(n, 3);
-  e.emit("Slice", {e.tensor(n->input(0)), e.int64s({start}), e.int64s({end}), e.int64s({dim}), e.int64s({e.integer(n, 4)})},
-         {e.out(n->output())});
+  emit_slice(e, n, dim, start, end, e.integer(n, 4));
 }
 
 void narrow(Exporter& e, const Node* n) {
   // narrow(input, dim, start, length)
-  const int64_t dim = e.axis(n, e.integer(n, 1), e.rank(n, n->input(0)));
   const int64_t start = e.integer(n, 2);
-  e.emit("Slice", {e.tensor(n->input(0)), e.int64s({start}), e.int64s({start + e.integer(n, 3)}), e.int64s({dim})},
-         {e.out(n->output())});
+  emit_slice(e, n, e.axis(n, e.integer(n, 1), e.rank(n, n->input(0))), start, start + e.integer(n, 3), 1);
 }
 
 void linear(Exporter& e, const Node* n) {

@@ -68,10 +68,9 @@ ViTAttentionImpl::ViTAttentionImpl(int64_t dim, int64_t heads) : heads_(heads) {
 }
 
 torch::Tensor ViTAttentionImpl::forward(const torch::Tensor& x) {
-  const int64_t n = x.size(0), tokens = x.size(1), dim = x.size(2);
-  // [N, L, 3, heads, head_dim] -> three [N, heads, L, head_dim].
-  // The batch dimension stays -1 so that a traced model takes any batch size.
-  (void)n;
+  const int64_t tokens = x.size(1), dim = x.size(2);
+  // [N, L, 3, heads, head_dim] -> three [N, heads, L, head_dim]. The batch dimension stays -1
+  // so that a traced model takes any batch size.
   const auto qkv_heads = qkv->forward(x).reshape({-1, tokens, 3, heads_, dim / heads_}).permute({2, 0, 3, 1, 4});
   const auto out = at::scaled_dot_product_attention(qkv_heads.select(0, 0), qkv_heads.select(0, 1), qkv_heads.select(0, 2));
   return proj->forward(out.transpose(1, 2).reshape({-1, tokens, dim}));
