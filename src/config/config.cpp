@@ -63,6 +63,10 @@ void validate_model(const ModelConfig& m) {
   require_at_least("model.feature_dim", m.feature_dim, 0);
   require_range("model.patch_stride", m.patch_stride, 0, 16);
   require_range("model.drop_path", m.drop_path, 0.0, 0.99);
+  require_range("model.sie_coefficient", m.sie_coefficient, 0.0, 100.0);
+  require_at_least("model.jpm_shift", m.jpm_shift, 1);
+  require_at_least("model.jpm_shuffle_groups", m.jpm_shuffle_groups, 1);
+  require_at_least("model.jpm_groups", m.jpm_groups, 1);
   require_choice("model.pooling", m.pooling, models::pooling_registry().names());
   require_positive("model.gem_p", m.gem_p);
   require_choice("model.neck", m.neck, models::neck_registry().names());

@@ -33,8 +33,9 @@ eval::FeatureSet extract_features(models::ReidModelImpl& model, const data::Reco
     while (auto batch = loader.next()) {
       auto images = batch->images.to(options.device, options.dtype, /*non_blocking=*/true);
       if (options.channels_last) images = images.contiguous(at::MemoryFormat::ChannelsLast);
-      auto f = model.forward(images).feature;
-      if (options.flip) f = (f + model.forward(images.flip({3})).feature) / 2.0;
+      const auto cameras = options.camera_ids ? batch->camids.to(options.device) : torch::Tensor();
+      auto f = model.forward(images, {}, cameras).feature;
+      if (options.flip) f = (f + model.forward(images.flip({3}), {}, cameras).feature) / 2.0;
       features.push_back(f.to(torch::kCPU, torch::kFloat));
       for (int64_t index : batch->indices) {
         const auto& record = (*records)[static_cast<std::size_t>(index)];

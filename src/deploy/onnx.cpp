@@ -460,6 +460,26 @@ void split(Exporter& e, const Node* n, bool with_sizes) {
   e.mark_handled(unpack);
 }
 
+void chunk(Exporter& e, const Node* n) {
+  // chunk(input, chunks, dim) -> list, unpacked right after. ONNX's Split without sizes cuts into
+  // equal parts at run time, so a chunk of the batch dimension keeps any batch size.
+  const auto in = e.sizes(n, n->input(0));
+  const int64_t chunks = e.integer(n, 1);
+  const int64_t dim = e.axis(n, e.integer(n, 2), static_cast<int64_t>(in.size()));
+  if (chunks <= 0 || in[static_cast<std::size_t>(dim)] % chunks != 0)
+    e.fail(n, "only a chunk into equal parts converts (" + std::to_string(in[static_cast<std::size_t>(dim)]) +
+                  " into " + std::to_string(chunks) + ")");
+  const auto& uses = n->output()->uses();
+  if (uses.size() != 1 || uses[0].user->kind() != torch::jit::prim::ListUnpack)
+    e.fail(n, "the chunk's parts must be unpacked directly");
+  const Node* unpack = uses[0].user;
+  std::vector<std::string> outputs;
+  for (const auto* v : unpack->outputs()) outputs.push_back(e.out(v));
+  if (static_cast<int64_t>(outputs.size()) != chunks) e.fail(n, "the chunk's parts are not all unpacked");
+  e.emit("Split", {e.tensor(n->input(0))}, outputs, {attr_int("axis", dim)});
+  e.mark_handled(unpack);
+}
+
 void concat(Exporter& e, const Node* n) {
   const Node* list = n->input(0)->node();
   if (list->kind() != torch::jit::prim::ListConstruct) e.fail(n, "the tensors are not a constructed list");
@@ -686,6 +706,7 @@ const std::map<std::string, Handler>& handlers() {
        }},
       {"aten::split_with_sizes", [](Exporter& e, const Node* n) { split(e, n, true); }},
       {"aten::split", [](Exporter& e, const Node* n) { split(e, n, false); }},
+      {"aten::chunk", chunk},
       {"aten::cat", concat},
       {"aten::slice", slice},
       {"aten::narrow", narrow},

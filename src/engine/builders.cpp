@@ -63,7 +63,7 @@ data::TransformOptions transform_options(const Config& config, bool train) {
   return o;
 }
 
-models::ModelOptions model_options(const Config& config, int64_t num_classes) {
+models::ModelOptions model_options(const Config& config, int64_t num_classes, int64_t cameras) {
   const auto& m = config.model;
   return models::ModelOptions()
       .last_stride(m.last_stride)
@@ -73,6 +73,12 @@ models::ModelOptions model_options(const Config& config, int64_t num_classes) {
       .width(config.data.width)
       .patch_stride(m.patch_stride)
       .drop_path(m.drop_path)
+      .cameras(m.sie ? cameras : 0)
+      .sie_coefficient(m.sie_coefficient)
+      .jpm(m.jpm)
+      .jpm_shift(m.jpm_shift)
+      .jpm_shuffle_groups(m.jpm_shuffle_groups)
+      .jpm_groups(m.jpm_groups)
       .head(models::HeadOptions()
                 .num_classes(num_classes)
                 .pooling(models::parse_pooling(m.pooling))
@@ -90,10 +96,12 @@ torch::ScalarType model_dtype(const Config& config) {
 }
 
 models::ReidModel build_model(const Config& config, int64_t num_classes, const torch::Device& device,
-                              const models::ModelRegistry& models) {
+                              const models::ModelRegistry& models, int64_t cameras) {
   if (!models.contains(config.model.name))
     throw ConfigError("model.name", models.unknown_message(config.model.name));
-  auto model = models.create(config.model.name, model_options(config, num_classes));
+  if (config.model.sie && cameras <= 0)
+    throw ConfigError("model.sie", "the camera embedding needs the number of cameras (the training set's)");
+  auto model = models.create(config.model.name, model_options(config, num_classes, cameras));
   if (!config.model.pretrained.empty())
     models::load_weights(*model, config.model.pretrained, config.model.pretrained_strict);
   model->to(device);
@@ -212,6 +220,7 @@ EvaluationOptions evaluation_options(const Config& config, const torch::Device& 
   o.extract.batch_size = t.batch_size;
   o.extract.workers = loader_workers(config, device.is_cuda());
   o.extract.flip = t.flip;
+  o.extract.camera_ids = t.camera_ids;
   o.extract.device = device;
   o.extract.channels_last = config.solver.channels_last;
   o.extract.dtype = model_dtype(config);

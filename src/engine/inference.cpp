@@ -103,7 +103,12 @@ models::ReidModel load_model_for_inference(const Config& config, const std::stri
     classes = it->second.size(0);
     if (config.model.classifier == "subcenter_arcface") classes /= config.model.subcenters;
   }
-  auto model = build_model(config, classes, parse_device(config.device), registries.models);
+  // The camera embedding (SIE) has as many rows as the training set had cameras.
+  const auto sie = state.find("sie_embed");
+  const int64_t cameras = sie != state.end() && sie->second.dim() >= 1 ? sie->second.size(0) : 0;
+  if (config.model.sie && cameras == 0)
+    throw IOError(weights, "model.sie is on but the weights hold no camera embedding (sie_embed)");
+  auto model = build_model(config, classes, parse_device(config.device), registries.models, cameras);
   const auto report = models::load_state_dict(*model, state, /*strict=*/false);
   if (!report.missing.empty() || !report.mismatched.empty())
     throw IOError(weights, "the weights do not fit model " + config.model.name + ": " + report.summary());

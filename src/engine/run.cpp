@@ -203,7 +203,10 @@ TrainResult run_training(const Config& config, const TrainSetup& setup, Distribu
   // Model, losses, optimisers.
   const torch::Device device = dist.device();
   configure_backends(config, device);
-  auto model = build_model(config, num_classes, device, setup.registries.models);
+  // SIE: one camera embedding per camera id of the training set (merged sets' ids are offset).
+  int64_t cameras = 0;
+  for (const auto& record : *records) cameras = std::max(cameras, record.camid + 1);
+  auto model = build_model(config, num_classes, device, setup.registries.models, cameras);
   if (main)
     logger().info("model {}: {}", config.model.name,
                   models::summarize(*model, config.data.height, config.data.width).text());

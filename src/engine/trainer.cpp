@@ -346,7 +346,7 @@ void Trainer::run_step(const data::Batch& batch) {
   losses::LossResult losses;
   {
     AutocastGuard autocast(amp_, options_.amp_dtype());
-    const auto output = model_->forward(images, labels);
+    const auto output = model_->forward(images, labels, batch.camids.to(device, /*non_blocking=*/true));
     losses = loss_->forward(output, labels);
   }
   optimizer_.optimizer->zero_grad();

@@ -41,7 +41,8 @@ TermValue CenterLossImpl::evaluate(const models::ReidOutput& output, const torch
               sets_.size(), " sets of centres but got ", inputs.size(), " features");
   std::vector<torch::Tensor> values;
   for (std::size_t i = 0; i < sets_.size(); ++i) values.push_back(loss(sets_[i], inputs[i], targets));
-  const auto value = mean_over(values, [](const torch::Tensor& v) { return v; });
+  const auto value = mean_over(values, [](const torch::Tensor& v) { return v; },
+                               sets_.size() == 1 ? std::vector<double>{} : select_weights(output, TermInput::kEmbeddings, names_));
   return {value, {}};
 }
 

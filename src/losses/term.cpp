@@ -1,6 +1,7 @@
 #include "reid/losses/term.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include <torch/torch.h>
 
@@ -33,13 +34,41 @@ std::vector<torch::Tensor> select_inputs(const models::ReidOutput& output, TermI
   return out;
 }
 
+std::vector<double> select_weights(const models::ReidOutput& output, TermInput input,
+                                   const std::vector<std::string>& names) {
+  std::vector<double> weights;
+  if (!names.empty()) {
+    for (const auto& name : names) weights.push_back(output.weight(name));
+    return weights;
+  }
+  const auto list = input == TermInput::kLogits ? output.logits_list() : output.embedding_list();
+  for (const auto& entry : list) weights.push_back(output.weight(entry.first));
+  return weights;
+}
+
 torch::Tensor mean_over(const std::vector<torch::Tensor>& inputs,
-                        const std::function<torch::Tensor(const torch::Tensor&)>& term) {
+                        const std::function<torch::Tensor(const torch::Tensor&)>& term,
+                        const std::vector<double>& weights) {
   TORCH_CHECK(!inputs.empty(), "a loss term got no inputs");
-  auto total = term(inputs.front());
-  if (inputs.size() == 1) return total;
-  for (std::size_t i = 1; i < inputs.size(); ++i) total = total + term(inputs[i]);
-  return total / static_cast<double>(inputs.size());
+  TORCH_CHECK(weights.empty() || weights.size() == inputs.size(), "a loss term got ", inputs.size(), " inputs but ",
+              weights.size(), " weights");
+  const bool equal = weights.empty() || std::all_of(weights.begin(), weights.end(), [&](double w) { return w == weights.front(); });
+  if (inputs.size() == 1) return term(inputs.front());
+  if (equal) {
+    // Plain mean: the numbers of models without weights are exactly what they were.
+    auto total = term(inputs.front());
+    for (std::size_t i = 1; i < inputs.size(); ++i) total = total + term(inputs[i]);
+    return total / static_cast<double>(inputs.size());
+  }
+  double sum = 0.0;
+  for (double w : weights) {
+    TORCH_CHECK(w >= 0.0 && std::isfinite(w), "loss entry weights must be finite and >= 0 (got ", w, ")");
+    sum += w;
+  }
+  TORCH_CHECK(sum > 0.0, "loss entry weights sum to 0");
+  auto total = weights[0] * term(inputs[0]);
+  for (std::size_t i = 1; i < inputs.size(); ++i) total = total + weights[i] * term(inputs[i]);
+  return total / sum;
 }
 
 namespace {
@@ -50,7 +79,9 @@ class CrossEntropyTerm : public LossTermImpl {
   explicit CrossEntropyTerm(double epsilon) : epsilon_(epsilon) {}
   TermValue evaluate(const models::ReidOutput& output, const torch::Tensor& targets) override {
     const auto logits = select_inputs(output, TermInput::kLogits, {}, "ce");
-    const auto value = mean_over(logits, [&](const torch::Tensor& l) { return cross_entropy_label_smooth(l, targets, epsilon_); });
+    const auto value = mean_over(
+        logits, [&](const torch::Tensor& l) { return cross_entropy_label_smooth(l, targets, epsilon_); },
+        select_weights(output, TermInput::kLogits));
     return {value, {{"accuracy", accuracy(logits.front().detach(), targets)}}};
   }
 
@@ -69,7 +100,7 @@ class TripletTerm : public LossTermImpl {
       auto r = batch_hard_triplet(f, targets, options_);
       if (!active.defined()) active = r.active_fraction;
       return r.loss;
-    });
+    }, select_weights(output, TermInput::kEmbeddings));
     return {value, {{"triplet_active", active}}};
   }
 
@@ -83,7 +114,10 @@ class WrtTerm : public LossTermImpl {
   explicit WrtTerm(const WrtOptions& options) : options_(options) {}
   TermValue evaluate(const models::ReidOutput& output, const torch::Tensor& targets) override {
     const auto features = select_inputs(output, TermInput::kEmbeddings, {}, "wrt");
-    return {mean_over(features, [&](const torch::Tensor& f) { return weighted_regularized_triplet(f, targets, options_).loss; }), {}};
+    return {mean_over(
+                features, [&](const torch::Tensor& f) { return weighted_regularized_triplet(f, targets, options_).loss; },
+                select_weights(output, TermInput::kEmbeddings)),
+            {}};
   }
 
  private:

@@ -151,16 +151,16 @@ torch::Tensor ClassifierImpl::forward(const torch::Tensor& x, const torch::Tenso
 
 void ReidHead::build(torch::nn::Module& owner, int64_t in_channels, const HeadOptions& options,
                      const std::function<torch::Tensor(const torch::Tensor&)>& embedding,
-                     int64_t embedding_dim) {
+                     int64_t embedding_dim, const std::string& suffix) {
   options_ = options;
-  pool_ = owner.register_module("global_pool", GlobalPooling(options.pooling(), options.gem_p()));
+  pool_ = owner.register_module("global_pool" + suffix, GlobalPooling(options.pooling(), options.gem_p()));
   embedding_ = embedding;
   feature_dim_ = embedding ? embedding_dim : in_channels;
   const bool bnneck = options.neck() == Neck::kBNNeck;
   if (bnneck) {
     // BoT's BNNeck: the BN shift is frozen at zero so that f_i stays centred for the
     // classifier while the triplet loss works on f_t.
-    bottleneck_ = owner.register_module("bottleneck", BatchNorm1d(feature_dim_));
+    bottleneck_ = owner.register_module("bottleneck" + suffix, BatchNorm1d(feature_dim_));
     torch::NoGradGuard no_grad;
     bottleneck_->weight.fill_(1.0);
     bottleneck_->bias.zero_();
@@ -174,7 +174,7 @@ void ReidHead::build(torch::nn::Module& owner, int64_t in_channels, const HeadOp
                                   .margin(options.margin())
                                   .subcenters(options.subcenters())
                                   .init_std(bnneck ? 0.001 : 0.01);
-    classifier_ = owner.register_module("classifier", Classifier(classifier_options));
+    classifier_ = owner.register_module("classifier" + suffix, Classifier(classifier_options));
   }
 }
 

@@ -83,7 +83,8 @@ torch::Tensor MGNImpl::featuremaps(const torch::Tensor& images) {
   return l4->forward(rest3->forward(trunk(images)));
 }
 
-ReidOutput MGNImpl::forward(const torch::Tensor& images, const torch::Tensor& targets) {
+ReidOutput MGNImpl::forward(const torch::Tensor& images, const torch::Tensor& targets, const torch::Tensor& cameras) {
+  (void)cameras;  // no camera embedding
   const auto x = trunk(images);
   std::vector<torch::Tensor> maps;
   for (auto& [rest3, l4] : branches_) maps.push_back(l4->forward(rest3->forward(x)));

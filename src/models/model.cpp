@@ -10,7 +10,9 @@
 
 namespace reid::models {
 
-ReidOutput ReidModelImpl::forward(const torch::Tensor& images, const torch::Tensor& targets) {
+ReidOutput ReidModelImpl::forward(const torch::Tensor& images, const torch::Tensor& targets,
+                                  const torch::Tensor& cameras) {
+  (void)cameras;  // a CNN has no camera embedding
   TORCH_CHECK(images.dim() == 4 && images.size(1) == 3, "expected images [N, 3, H, W] (got ",
               images.sizes(), ")");
   return head_.forward(featuremaps(images), targets, is_training());

@@ -102,13 +102,38 @@ torch::Tensor ViTBlockImpl::forward(const torch::Tensor& x) {
   return y + drop(fc2_->forward(torch::gelu(fc1_->forward(norm2_->forward(y)))));
 }
 
+torch::Tensor jpm_rearrange(const torch::Tensor& patches, int64_t shift, int64_t shuffle_groups) {
+  TORCH_CHECK(patches.dim() == 3, "JPM rearranges patch tokens [N, P, D] (got ", patches.sizes(), ")");
+  const int64_t count = patches.size(1);
+  if (shift < 1 || shift > count)
+    throw Error("JPM's shift (model.jpm_shift) must be in [1, " + std::to_string(count) + "] for " +
+                std::to_string(count) + " patches (got " + std::to_string(shift) + ")");
+  if (shuffle_groups < 1 || shuffle_groups > count)
+    throw Error("JPM's shuffle groups (model.jpm_shuffle_groups) must be in [1, " + std::to_string(count) +
+                "] (got " + std::to_string(shuffle_groups) + ")");
+  auto x = patches;
+  if (shift > 1) x = torch::cat({x.narrow(1, shift - 1, count - shift + 1), x.narrow(1, 0, shift - 1)}, 1);
+  while (x.size(1) % shuffle_groups != 0) x = torch::cat({x, x.narrow(1, x.size(1) - 2, 1)}, 1);
+  const int64_t length = x.size(1), dim = x.size(2);
+  return x.reshape({-1, shuffle_groups, length / shuffle_groups, dim}).transpose(1, 2).reshape({-1, length, dim});
+}
+
 // ---- model --------------------------------------------------------------------------------------
 
 ViTImpl::ViTImpl(const ViTOptions& o, const std::string& name) : ReidModelImpl(name), options(o) {
   if (o.head().pooling() == Pooling::kGeM)
     throw Error(name + " pools nothing (its feature is the class token): use pooling avg (model.pooling)");
+  if (o.cameras() < 0) throw Error("a camera embedding needs a positive number of cameras (got " + std::to_string(o.cameras()) + ")");
+  if (o.jpm() && o.depth() < 2) throw Error("JPM duplicates the last block of a ViT with at least 2 blocks");
   rows_ = vit_patches(o.height(), o.patch(), o.stride());
   cols_ = vit_patches(o.width(), o.patch(), o.stride());
+  if (o.jpm()) {
+    const int64_t patches = rows_ * cols_;
+    if (o.jpm_groups() < 1 || o.jpm_groups() > patches)
+      throw Error("JPM's local features (model.jpm_groups) must be in [1, " + std::to_string(patches) + "] for " +
+                  std::to_string(patches) + " patches (got " + std::to_string(o.jpm_groups()) + ")");
+    jpm_rearrange(torch::zeros({1, patches, 1}), o.jpm_shift(), o.jpm_shuffle_groups());  // checks shift and groups
+  }
   patch_embed_ = torch::nn::Conv2d(torch::nn::Conv2dOptions(3, o.dim(), o.patch()).stride(o.stride()));
   auto patch_embed = register_module("patch_embed", std::make_shared<torch::nn::Module>("PatchEmbed"));
   patch_embed->register_module("proj", patch_embed_);
@@ -118,17 +143,61 @@ ViTImpl::ViTImpl(const ViTOptions& o, const std::string& name) : ReidModelImpl(n
     torch::NoGradGuard no_grad;
     truncated_normal(cls_token, 0.02);
     truncated_normal(pos_embed, 0.02);
+    if (o.cameras() > 0) {
+      sie_embed = register_parameter("sie_embed", torch::zeros({o.cameras(), 1, o.dim()}));
+      truncated_normal(sie_embed, 0.02);
+    }
   }
+  const auto rate = [&](int64_t i) {
+    return o.depth() > 1 ? o.drop_path() * static_cast<double>(i) / static_cast<double>(o.depth() - 1) : 0.0;
+  };
+  const auto norm = torch::nn::LayerNormOptions({o.dim()}).eps(o.eps());
   blocks_ = register_module("blocks", torch::nn::ModuleList());
-  for (int64_t i = 0; i < o.depth(); ++i) {
-    const double rate = o.depth() > 1 ? o.drop_path() * static_cast<double>(i) / static_cast<double>(o.depth() - 1) : 0.0;
-    blocks_->push_back(ViTBlock(o.dim(), o.heads(), o.mlp_dim(), rate, o.eps()));
+  // With JPM the last block exists twice, as b1 and b2, and the shared trunk stops before it.
+  const int64_t shared = o.jpm() ? o.depth() - 1 : o.depth();
+  for (int64_t i = 0; i < shared; ++i) blocks_->push_back(ViTBlock(o.dim(), o.heads(), o.mlp_dim(), rate(i), o.eps()));
+  if (!o.jpm()) {
+    norm_ = register_module("norm", torch::nn::LayerNorm(norm));
+    head_.build(*this, o.dim(), o.head());
+    return;
   }
-  norm_ = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({o.dim()}).eps(o.eps())));
+  for (auto* branch : {&b1_, &b2_}) {
+    *branch = register_module(branch == &b1_ ? "b1" : "b2", torch::nn::ModuleList());
+    (*branch)->push_back(ViTBlock(o.dim(), o.heads(), o.mlp_dim(), rate(o.depth() - 1), o.eps()));
+    (*branch)->push_back(torch::nn::LayerNorm(norm));
+  }
+  // The local branch starts as a copy of the global one (TransReID deep-copies the last block).
+  {
+    torch::NoGradGuard no_grad;
+    const auto from = b1_->named_parameters();
+    for (auto& p : b2_->named_parameters()) p.value().copy_(from[p.key()]);
+  }
   head_.build(*this, o.dim(), o.head());
+  local_heads_.resize(static_cast<std::size_t>(o.jpm_groups()));
+  for (std::size_t i = 0; i < local_heads_.size(); ++i)
+    local_heads_[i].build(*this, o.dim(), o.head(), {}, 0, "_" + std::to_string(i + 1));
 }
 
-torch::Tensor ViTImpl::tokens(const torch::Tensor& images) {
+torch::Tensor ViTImpl::camera_embedding(const torch::Tensor& cameras, int64_t batch) const {
+  const int64_t count = sie_embed.size(0);
+  const auto mean = sie_embed.mean(0, /*keepdim=*/true);  // [1, 1, D]
+  if (!cameras.defined()) return options.sie_coefficient() * mean;
+  TORCH_CHECK(cameras.dim() == 1 && cameras.size(0) == batch, "camera ids must be [N] for ", batch, " images (got ",
+              cameras.sizes(), ")");
+  const auto ids = cameras.to(sie_embed.device(), torch::kLong);
+  if (ids.numel() > 0) {
+    const int64_t largest = ids.max().item<int64_t>();
+    if (largest >= count)
+      throw Error("camera id " + std::to_string(largest) + " is outside the " + std::to_string(count) +
+                  " cameras of the SIE embedding (model.sie): the model was trained on " + std::to_string(count) +
+                  " cameras; test camera-agnostic (test.camera_ids: false) on another camera set");
+  }
+  // Row `count` is the mean: unknown cameras (camid < 0) take it.
+  const auto table = torch::cat({sie_embed, mean}, 0);
+  return options.sie_coefficient() * table.index_select(0, torch::where(ids < 0, torch::full_like(ids, count), ids));
+}
+
+torch::Tensor ViTImpl::trunk(const torch::Tensor& images, const torch::Tensor& cameras) {
   TORCH_CHECK(images.dim() == 4 && images.size(1) == 3, "expected images [N, 3, H, W] (got ", images.sizes(), ")");
   const int64_t rows = vit_patches(images.size(2), options.patch(), options.stride());
   const int64_t cols = vit_patches(images.size(3), options.patch(), options.stride());
@@ -140,19 +209,61 @@ torch::Tensor ViTImpl::tokens(const torch::Tensor& images) {
   auto x = patch_embed_->forward(images).flatten(2).transpose(1, 2);  // [N, rows * cols, D]
   // expand_as, not expand(N, ...): a traced model must not freeze the batch size.
   x = torch::cat({cls_token.expand_as(x.narrow(1, 0, 1)), x}, 1) + pos_embed;
+  if (sie_embed.defined()) x = x + camera_embedding(cameras, images.size(0)).to(x.scalar_type());
   for (const auto& block : *blocks_) x = block->as<ViTBlock>()->forward(x);
-  return norm_->forward(x);
+  return x;
+}
+
+torch::Tensor ViTImpl::run_branch(torch::nn::ModuleList& branch, const torch::Tensor& x) {
+  return branch[1]->as<torch::nn::LayerNorm>()->forward(branch[0]->as<ViTBlock>()->forward(x));
 }
 
 torch::Tensor ViTImpl::featuremaps(const torch::Tensor& images) {
-  const auto x = tokens(images);
+  auto x = trunk(images, {});
+  x = options.jpm() ? run_branch(b1_, x) : norm_->forward(x);
   return x.narrow(1, 1, rows_ * cols_).transpose(1, 2).reshape({-1, options.dim(), rows_, cols_});
 }
 
-ReidOutput ViTImpl::forward(const torch::Tensor& images, const torch::Tensor& targets) {
-  const auto x = tokens(images);
-  // The class token as a 1 x 1 map: the head's pooling leaves it as it is.
-  return head_.forward(x.select(1, 0).unsqueeze(-1).unsqueeze(-1), targets, is_training());
+int64_t ViTImpl::feature_dim() const {
+  return options.dim() * (1 + (options.jpm() ? options.jpm_groups() : 0));
+}
+
+std::vector<NamedWidth> ViTImpl::embedding_dims() const {
+  std::vector<NamedWidth> dims = {{"global", options.dim()}};
+  if (options.jpm())
+    for (int64_t i = 1; i <= options.jpm_groups(); ++i) dims.emplace_back("local_" + std::to_string(i), options.dim());
+  return dims;
+}
+
+ReidOutput ViTImpl::forward(const torch::Tensor& images, const torch::Tensor& targets, const torch::Tensor& cameras) {
+  const auto x = trunk(images, cameras);
+  const auto as_map = [](const torch::Tensor& token) { return token.unsqueeze(-1).unsqueeze(-1); };
+  if (!options.jpm()) {
+    // The class token as a 1 x 1 map: the head's pooling leaves it as it is.
+    return head_.forward(as_map(norm_->forward(x).select(1, 0)), targets, is_training());
+  }
+  auto out = head_.forward(as_map(run_branch(b1_, x).select(1, 0)), targets, is_training());
+  // Local branch: the k groups of rearranged patches, each behind the class token, as one batch
+  // of k * N sequences through b2 (every operation in a block acts per sequence).
+  const int64_t k = options.jpm_groups(), patches = rows_ * cols_, length = patches / k;
+  const auto cls = x.narrow(1, 0, 1);
+  const auto shuffled = jpm_rearrange(x.narrow(1, 1, patches), options.jpm_shift(), options.jpm_shuffle_groups());
+  std::vector<torch::Tensor> groups;
+  for (int64_t i = 0; i < k; ++i) groups.push_back(torch::cat({cls, shuffled.narrow(1, i * length, length)}, 1));
+  const auto locals = run_branch(b2_, torch::cat(groups, 0)).select(1, 0).chunk(k, 0);
+  std::vector<torch::Tensor> test_parts = {out.feature};
+  for (int64_t i = 0; i < k; ++i) {
+    const auto name = "local_" + std::to_string(i + 1);
+    auto local = local_heads_[static_cast<std::size_t>(i)].forward(as_map(locals[static_cast<std::size_t>(i)]), targets,
+                                                                   is_training());
+    test_parts.push_back(local.feature / static_cast<double>(k));
+    if (!is_training()) continue;
+    out.embeddings.emplace_back(name, local.global_feat);
+    if (local.logits.defined()) out.class_logits.emplace_back(name, local.logits);
+  }
+  out.feature = torch::cat(test_parts, 1);
+  if (is_training()) out.weights = {{"global", static_cast<double>(k)}};
+  return out;
 }
 
 void ViTImpl::adapt_state_dict(std::map<std::string, torch::Tensor>& state) const {
@@ -169,7 +280,8 @@ void ViTImpl::adapt_state_dict(std::map<std::string, torch::Tensor>& state) cons
       {"mlp.linear_2.", "mlp.fc2."},
   };
   for (auto& [key, value] : state) {
-    std::string name = key;
+    // TransReID's checkpoints hold the backbone under "base.".
+    std::string name = utils::starts_with(key, "base.") ? key.substr(5) : key;
     std::smatch m;
     if (name == "class_token") {
       name = "cls_token";
@@ -203,6 +315,23 @@ void ViTImpl::adapt_state_dict(std::map<std::string, torch::Tensor>& state) cons
                   std::to_string(cols_));
     it->second = resize_position_embedding(it->second, rows_, cols_);
   }
+  if (options.jpm()) {
+    // A plain ViT's last block and final norm start both JPM branches (TransReID copies them);
+    // a JPM checkpoint's own b1 / b2 win, and the shared trunk has no last block or norm.
+    const std::string last = "blocks." + std::to_string(options.depth() - 1) + ".";
+    std::map<std::string, torch::Tensor> copies;
+    for (const auto& [key, value] : adapted) {
+      std::string rest;
+      if (utils::starts_with(key, last)) rest = "0." + key.substr(last.size());
+      else if (utils::starts_with(key, "norm.")) rest = "1." + key.substr(5);
+      else continue;
+      for (const char* branch : {"b1.", "b2."})
+        if (!adapted.count(branch + rest)) copies[branch + rest] = value;
+    }
+    for (auto it = adapted.begin(); it != adapted.end();)
+      it = utils::starts_with(it->first, last) || utils::starts_with(it->first, "norm.") ? adapted.erase(it) : std::next(it);
+    adapted.insert(copies.begin(), copies.end());
+  }
   state = std::move(adapted);
 }
 
@@ -215,7 +344,13 @@ ViTOptions vit_options(const std::string& size, const ModelOptions& options) {
       .height(options.height())
       .width(options.width())
       .drop_path(options.drop_path())
-      .head(options.head());
+      .head(options.head())
+      .cameras(options.cameras())
+      .sie_coefficient(options.sie_coefficient())
+      .jpm(options.jpm())
+      .jpm_shift(options.jpm_shift())
+      .jpm_shuffle_groups(options.jpm_shuffle_groups())
+      .jpm_groups(options.jpm_groups());
   return o;
 }
 

@@ -161,6 +161,41 @@ TEST(OnnxRegistry, EveryRegisteredModelAndHeadRunsInOnnxruntime) {
   }
 }
 
+// TransReID (SIE + JPM) exports camera-agnostic: the traced model takes images only, so it adds
+// the mean camera embedding, and its feature is the global one with the 4 locals / 4.
+TEST(OnnxRegistry, TransReIDWithSieAndJpmRunsInOnnxruntimeCameraAgnostic) {
+  REID_REQUIRE_PYTHON();
+  torch::manual_seed(5);
+  auto model = models::builtin_models().create(
+      "vit_small_patch16", models::ModelOptions().height(128).width(64).patch_stride(12).cameras(3).jpm(true).head(
+                               models::HeadOptions().num_classes(9).neck(models::Neck::kBNNeck)));
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& item : model->named_buffers()) {
+      if (item.key().find("running_mean") != std::string::npos) item.value().normal_(0.0, 0.2);
+      if (item.key().find("running_var") != std::string::npos) item.value().uniform_(0.5, 1.5);
+    }
+  }
+  model->eval();
+  const auto images = crops(3, 128, 64);
+  TempDir dir;
+  TraceOptions options;
+  options.height = 128;
+  options.width = 64;
+  const auto path = (dir / "transreid.onnx").string();
+  export_onnx(trace_model(*model, options), path);
+  torch::Tensor expected, with_cameras;
+  {
+    torch::NoGradGuard no_grad;
+    expected = model->forward(images).feature;
+    with_cameras = model->forward(images, {}, torch::tensor({0, 1, 2})).feature;
+  }
+  ASSERT_EQ(expected.size(1), 5 * 384);
+  ASSERT_GT(relative_error(with_cameras, expected), 1e-4) << "the camera embedding must change the feature";
+  const auto ort = run_onnxruntime(dir, path, images, model->feature_dim());
+  EXPECT_LT(relative_error(ort, expected), 1e-4);
+}
+
 INSTANTIATE_TEST_SUITE_P(Models, OnnxParity,
                          ::testing::Values(Case{"osnet_x0_25", models::Neck::kNone, models::Pooling::kAvg},
                                            Case{"osnet_ibn_x1_0", models::Neck::kNone, models::Pooling::kAvg},

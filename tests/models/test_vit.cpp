@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include "reid/core/error.h"
+#include "reid/losses/loss_set.h"
 #include "reid/models/model.h"
 #include "reid/models/vit.h"
 #include "reid/models/weights.h"
@@ -141,6 +142,131 @@ TEST(ViT, RefusesWhatItCannotDo) {
   EXPECT_THROW(builtin_models().create("vit_small_patch16",
                                        ModelOptions().height(64).width(32).head(HeadOptions().pooling(Pooling::kGeM))),
                Error);
+}
+
+// ---- TransReID: SIE and JPM ---------------------------------------------------------------------
+
+std::vector<int64_t> order(const torch::Tensor& rearranged) {
+  const auto flat = rearranged.select(0, 0).select(1, 0).to(torch::kLong);
+  return std::vector<int64_t>(flat.data_ptr<int64_t>(), flat.data_ptr<int64_t>() + flat.numel());
+}
+
+TEST(TransReID, JpmShiftAndShuffleIndicesByHand) {
+  const auto patches = [](int64_t n) { return torch::arange(n, torch::kDouble).view({1, n, 1}); };
+  // 10 patches, shift 3: TransReID's slice starts at token 3 of [cls, p0 .. p9], i.e. patch 2:
+  // 2 3 4 5 6 7 8 9 0 1. Two shuffle groups read as rows [2 3 4 5 6] / [7 8 9 0 1], column-wise:
+  EXPECT_EQ(order(jpm_rearrange(patches(10), 3, 2)), (std::vector<int64_t>{2, 7, 3, 8, 4, 9, 5, 0, 6, 1}));
+  // Shift 1 moves nothing; 7 patches do not divide by 2: the second-to-last (5) is appended.
+  EXPECT_EQ(order(jpm_rearrange(patches(7), 1, 2)), (std::vector<int64_t>{0, 4, 1, 5, 2, 6, 3, 5}));
+  // ... by 3: appended twice (5, then the new second-to-last, 6): rows 0 1 2 / 3 4 5 / 6 5 6.
+  EXPECT_EQ(order(jpm_rearrange(patches(7), 1, 3)), (std::vector<int64_t>{0, 3, 6, 1, 4, 5, 2, 5, 6}));
+  // TransReID's setting at 256 x 128, stride 12: 210 patches, shift 5, 2 groups; token j comes
+  // from shifted position (j % 2) * 105 + j / 2, i.e. patch (that + 4) mod 210.
+  const auto big = order(jpm_rearrange(patches(210), 5, 2));
+  ASSERT_EQ(big.size(), 210u);
+  for (int64_t j = 0; j < 210; ++j) EXPECT_EQ(big[static_cast<std::size_t>(j)], ((j % 2) * 105 + j / 2 + 4) % 210);
+  // Features move whole: a [N, P, D] tensor keeps each token's D values together.
+  const auto x = torch::randn({2, 10, 3});
+  const auto y = jpm_rearrange(x, 3, 2);
+  EXPECT_TRUE(torch::equal(y.select(1, 1), x.select(1, 7)));
+  EXPECT_THROW(jpm_rearrange(x, 0, 2), Error);
+  EXPECT_THROW(jpm_rearrange(x, 11, 2), Error);
+  EXPECT_THROW(jpm_rearrange(x, 1, 11), Error);
+}
+
+ViTOptions small_transreid() {
+  return ViTOptions()
+      .dim(64)
+      .heads(4)
+      .depth(3)
+      .mlp_dim(128)
+      .stride(12)
+      .height(64)
+      .width(32)
+      .drop_path(0.0)
+      .cameras(3)
+      .jpm(true)
+      .head(HeadOptions().num_classes(5).neck(Neck::kBNNeck));
+}
+
+TEST(TransReID, SieAndJpmMatchAPyTorchModelWrittenInTheTest) {
+  REID_REQUIRE_PYTHON();
+  test::TempDir dir;
+  const auto r = test::run_command(test::python() + " " +
+                                   (test::source_dir() / "tests/python/vit_interop.py").string() + " transreid " +
+                                   dir.path().string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto io = read_state_dict((dir / "transreid_io.pt").string());
+  auto model = std::make_shared<ViTImpl>(small_transreid(), "transreid");
+  EXPECT_EQ(count_parameters(*model), io.at("parameters").item<int64_t>());
+  const auto report = load_weights(*model, (dir / "transreid.pt").string(), /*strict=*/true);
+  EXPECT_TRUE(report.missing.empty() && report.unexpected.empty()) << report.summary();
+  EXPECT_EQ(model->feature_dim(), 5 * 64);
+  const auto images = io.at("input"), cameras = io.at("cameras"), labels = io.at("labels");
+  const auto relative = [](const torch::Tensor& a, const torch::Tensor& b) {
+    return ((a - b).norm() / b.norm()).item<double>();
+  };
+  torch::NoGradGuard no_grad;
+  model->eval();
+  // Test feature: each image with its camera's embedding, and camera-agnostic.
+  EXPECT_LT(relative(model->forward(images, {}, cameras).feature, io.at("feature")), 1e-5);
+  EXPECT_LT(relative(model->forward(images).feature, io.at("agnostic")), 1e-5);
+  EXPECT_GT(relative(io.at("agnostic"), io.at("feature")), 1e-3) << "the camera embedding must matter";
+  // Unknown cameras (camid < 0) take the mean embedding, row by row.
+  const auto mixed = model->forward(images, {}, torch::tensor({0, -1, 2, -1, 1, 2})).feature;
+  EXPECT_LT(relative(mixed.select(0, 1), io.at("agnostic").select(0, 1)), 1e-5);
+  EXPECT_LT(relative(mixed.select(0, 2), io.at("feature").select(0, 2)), 1e-5);
+  try {
+    model->forward(images, {}, torch::tensor({0, 1, 2, 3, 1, 2}));
+    FAIL() << "a camera the embedding does not have";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("camera id 3 is outside the 3 cameras"), std::string::npos) << e.what();
+  }
+  // Training: 1 global + 4 local outputs; the loss set's "ce" weighs them 0.5 / 0.5 as TransReID.
+  model->train();
+  const auto out = model->forward(images, labels, cameras);
+  ASSERT_EQ(out.embeddings.size(), 5u);
+  ASSERT_EQ(out.class_logits.size(), 5u);
+  EXPECT_EQ(out.embeddings[3].first, "local_3");
+  EXPECT_LT(relative(out.embeddings[3].second, io.at("local_3")), 1e-5);
+  losses::LossSet loss(losses::LossSetOptions().names({"ce"}).ce_epsilon(0.1));
+  EXPECT_NEAR(loss->forward(out, labels).total.item<double>(), io.at("ce").item<double>(), 1e-5);
+  auto unweighted = out;
+  unweighted.weights.clear();
+  EXPECT_GT(std::abs(loss->forward(unweighted, labels).total.item<double>() - io.at("ce").item<double>()), 1e-4)
+      << "the plain mean over the 5 outputs is not TransReID's loss";
+}
+
+TEST(TransReID, PlainViTWeightsStartBothJpmBranchesAndSieIsOptional) {
+  torch::manual_seed(0);
+  auto plain = std::make_shared<ViTImpl>(small_transreid().cameras(0).jpm(false), "plain");
+  auto jpm = std::make_shared<ViTImpl>(small_transreid(), "transreid");
+  // JPM: the shared trunk stops before the last block; b1 and b2 are copies of it.
+  const auto names = jpm->named_parameters();
+  EXPECT_FALSE(names.contains("blocks.2.attn.qkv.weight"));
+  EXPECT_FALSE(names.contains("norm.weight"));
+  EXPECT_TRUE(names.contains("sie_embed") && names.contains("b2.0.mlp.fc2.bias") && names.contains("bottleneck_4.weight") &&
+              names.contains("classifier_4.weight"));
+  EXPECT_TRUE(torch::equal(names["b1.0.attn.qkv.weight"], names["b2.0.attn.qkv.weight"]));
+  std::map<std::string, torch::Tensor> state;
+  for (const auto& item : plain->named_parameters()) state[item.key()] = item.value().detach();
+  jpm->adapt_state_dict(state);
+  EXPECT_TRUE(torch::equal(state.at("b1.0.attn.qkv.weight"), plain->named_parameters()["blocks.2.attn.qkv.weight"]));
+  EXPECT_TRUE(torch::equal(state.at("b2.1.weight"), plain->named_parameters()["norm.weight"]));
+  EXPECT_FALSE(state.count("blocks.2.attn.qkv.weight") || state.count("norm.weight"));
+  // TransReID's own checkpoints keep the backbone under "base.".
+  std::map<std::string, torch::Tensor> prefixed = {{"base.cls_token", torch::ones({1, 1, 64})}};
+  jpm->adapt_state_dict(prefixed);
+  EXPECT_TRUE(prefixed.count("cls_token"));
+  // Without SIE there is no camera embedding and camera ids change nothing.
+  auto no_sie = std::make_shared<ViTImpl>(small_transreid().cameras(0), "jpm_only");
+  EXPECT_FALSE(no_sie->named_parameters().contains("sie_embed"));
+  no_sie->eval();
+  torch::NoGradGuard no_grad;
+  const auto x = torch::randn({2, 3, 64, 32});
+  EXPECT_TRUE(torch::equal(no_sie->forward(x).feature, no_sie->forward(x, {}, torch::tensor({0, 7})).feature));
+  EXPECT_THROW(std::make_shared<ViTImpl>(small_transreid().jpm_groups(11), "t"), Error);  // 10 patches
+  EXPECT_THROW(std::make_shared<ViTImpl>(small_transreid().jpm_shift(11), "t"), Error);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The executables' command-line contract: --print-config, --set, one-line errors, outputs.
 #include <gtest/gtest.h>
 
+#include "reid/models/weights.h"
 #include "reid/utils/strings.h"
 #include "support.h"
 
@@ -104,6 +105,35 @@ TEST(Recipes, TheViTRecipeTrainsAFewSyntheticSteps) {
   EXPECT_NE(log.find("vit_base_patch16"), std::string::npos) << log;
   EXPECT_NE(log.find("final synthetic"), std::string::npos) << log;
   EXPECT_EQ(log.find("nan"), std::string::npos) << log;
+}
+
+TEST(Recipes, TheTransReIDRecipeTrainsWithCameraIdsAndTestsCameraAgnosticToo) {
+  test::TempDir dir;
+  const std::string small =
+      " --set data.sources=[synthetic] --set data.targets=[synthetic] --set data.height=64 --set data.width=32"
+      " --set data.synthetic.train_ids=4 --set data.synthetic.test_ids=3 --set data.synthetic.cameras=3"
+      " --set data.synthetic.images_per_camera=2 --set data.synthetic.height=64 --set data.synthetic.width=32"
+      " --set test.batch_size=16 --threads 2";
+  const auto config = (test::source_dir() / "configs/transreid_vit_base_market1501.yaml").string();
+  const auto r = run_command(tool("reid-train") + " -c " + config + " -o " + (dir / "run").string() + small +
+                             " --set data.batch_size=8 --set data.workers=1 --set solver.max_epochs=2"
+                             " --set solver.warmup_epochs=1 --set solver.eval_period=2 --set solver.checkpoint_period=2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string log = test::read_file(dir / "run" / "log.txt");
+  EXPECT_NE(log.find("final synthetic"), std::string::npos) << log;
+  EXPECT_EQ(log.find("nan"), std::string::npos) << log;
+  // The weights hold one camera embedding per training camera and both JPM branches.
+  const auto state = models::read_state_dict((dir / "run" / "model_final.pt").string());
+  ASSERT_TRUE(state.count("sie_embed"));
+  EXPECT_EQ(state.at("sie_embed").size(0), 3);
+  EXPECT_TRUE(state.count("b2.0.attn.qkv.weight") && state.count("classifier_4.weight"));
+  // reid-test rebuilds the model from the weights (3 cameras), with and without camera ids.
+  for (const char* ids : {"true", "false"}) {
+    const auto t = run_command(tool("reid-test") + " -c " + config + " -o " + (dir / "run").string() + small +
+                               " --set test.camera_ids=" + ids);
+    EXPECT_EQ(t.exit_code, 0) << ids << ": " << t.err;
+    EXPECT_NE(t.out.find("mAP"), std::string::npos) << t.out;
+  }
 }
 
 }  // namespace

@@ -15,7 +15,8 @@ namespace reid::config {
 /// Network and head (models/).
 struct ModelConfig {
   /// Network name in the model registry (osnet_x1_0, osnet_x0_75, osnet_x0_5, osnet_x0_25,
-  /// osnet_ibn_x1_0, resnet50, resnet50_ibn_a, resnet50_nl, mgn_resnet50, vit_base_patch16,
+  /// osnet_ibn_x1_0, resnet50,
+  /// resnet50_ibn_a, resnet50_nl, mgn_resnet50, vit_base_patch16,
   /// vit_small_patch16).
   std::string name = "osnet_x1_0";
   /// State dict to start from: a Python `torch.save(model.state_dict())` file or LibReID
@@ -52,6 +53,20 @@ struct ModelConfig {
   /// ViT: stochastic depth (drop-path) rate of the last block, rising linearly from 0 at the
   /// first (TransReID: 0.1).
   double drop_path = 0.1;
+  /// ViT: TransReID's side-information embedding (SIE): a learned embedding per camera of the
+  /// training set added to every token; the camera ids come with each batch and each test image.
+  bool sie = false;
+  /// SIE: coefficient lambda of the camera embedding (TransReID: 3.0).
+  double sie_coefficient = 3.0;
+  /// ViT: TransReID's jigsaw patch module (JPM): the last block duplicated as a local branch on
+  /// shifted and shuffled groups of patches; test feature = global + the locals scaled 1/k.
+  bool jpm = false;
+  /// JPM: shift m (TransReID: 5; the patch tokens rotate by m - 1 as in its code).
+  int jpm_shift = 5;
+  /// JPM: groups of the patch shuffle (TransReID: 2).
+  int jpm_shuffle_groups = 2;
+  /// JPM: local features k (TransReID: 4).
+  int jpm_groups = 4;
   /// Multi-process training: synchronise batch-norm statistics over all processes (the
   /// statistics of the global batch), which small per-process P x K batches need. Ignored in
   /// one process.
@@ -75,6 +90,12 @@ struct ModelConfig {
     v("subcenters", subcenters);
     v("patch_stride", patch_stride);
     v("drop_path", drop_path);
+    v("sie", sie);
+    v("sie_coefficient", sie_coefficient);
+    v("jpm", jpm);
+    v("jpm_shift", jpm_shift);
+    v("jpm_shuffle_groups", jpm_shuffle_groups);
+    v("jpm_groups", jpm_groups);
     v("sync_bn", sync_bn);
   }
 };
@@ -492,6 +513,9 @@ struct TestConfig {
   bool normalize = false;
   /// Flip test-time augmentation: average the features of an image and its mirror.
   bool flip = false;
+  /// Give each image's camera id to models with a camera embedding (SIE), as TransReID tests;
+  /// false: camera-agnostic features (the mean camera embedding), as the Embedder computes them.
+  bool camera_ids = true;
   /// k-reciprocal re-ranking.
   bool rerank = false;
   /// Re-ranking k1.
@@ -523,6 +547,7 @@ struct TestConfig {
     v("metric", metric);
     v("normalize", normalize);
     v("flip", flip);
+    v("camera_ids", camera_ids);
     v("rerank", rerank);
     v("rerank_k1", rerank_k1);
     v("rerank_k2", rerank_k2);

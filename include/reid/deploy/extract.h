@@ -20,6 +20,9 @@ struct ExtractOptions {
   int workers = 2;
   /// Average the features of each image and its mirror image.
   bool flip = false;
+  /// Give the model each record's camera id (models with a camera embedding: SIE); false:
+  /// camera-agnostic features.
+  bool camera_ids = true;
   torch::Device device = torch::kCPU;
   /// Feed images in channels-last layout (matching a channels-last model avoids layout changes).
   bool channels_last = false;

@@ -35,16 +35,19 @@ data::DatasetOptions dataset_options(const Config& config);
 /// Training (`train` = true: with the configured augmentations) or test transform.
 data::TransformOptions transform_options(const Config& config, bool train);
 
-/// Model options for `num_classes` identities (0: feature extractor only).
-models::ModelOptions model_options(const Config& config, int64_t num_classes);
+/// Model options for `num_classes` identities (0: feature extractor only) and, with model.sie,
+/// the `cameras` of its camera embedding.
+models::ModelOptions model_options(const Config& config, int64_t num_classes, int64_t cameras = 0);
 
 /// Floating-point type of parameters and activations (solver.precision).
 torch::ScalarType model_dtype(const Config& config);
 
 /// Builds the configured network (registry `models`), loads model.pretrained if set, and
 /// returns it on `device` in model_dtype(). Unknown names are a ConfigError on model.name.
+/// `cameras`: the camera count of the SIE embedding when model.sie is on (the training set's:
+/// largest camid + 1), ignored otherwise.
 models::ReidModel build_model(const Config& config, int64_t num_classes, const torch::Device& device,
-                              const models::ModelRegistry& models = models::builtin_models());
+                              const models::ModelRegistry& models = models::builtin_models(), int64_t cameras = 0);
 
 /// Loss-set options for a model with `num_classes` identities and `feature_dim`-wide global
 /// features, or the named `embeddings` of a multi-branch model (ReidModelImpl::embedding_dims()).

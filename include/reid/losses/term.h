@@ -67,10 +67,16 @@ using LossTerm = std::shared_ptr<LossTermImpl>;
 std::vector<torch::Tensor> select_inputs(const models::ReidOutput& output, TermInput input,
                                          const std::vector<std::string>& names, const std::string& term);
 
+/// The weights (`ReidOutput::weight()`) of the entries select_inputs() returns, in its order.
+std::vector<double> select_weights(const models::ReidOutput& output, TermInput input,
+                                   const std::vector<std::string>& names = {});
+
 /// The mean of `term(x)` over `inputs` (the value itself for one input, so single-branch models
-/// get exactly the single-feature number).
+/// get exactly the single-feature number), weighted by `weights` (one per input; empty: equal)
+/// as sum(w_i * term(x_i)) / sum(w_i).
 torch::Tensor mean_over(const std::vector<torch::Tensor>& inputs,
-                        const std::function<torch::Tensor(const torch::Tensor&)>& term);
+                        const std::function<torch::Tensor(const torch::Tensor&)>& term,
+                        const std::vector<double>& weights = {});
 
 /// Options of the loss set, and what every term is built from: the terms' names and parameters
 /// and what the model outputs. A term of your own takes what it needs from here or from its

@@ -142,10 +142,11 @@ class ReidHead {
  public:
   /// Registers the head's modules on `owner`. `in_channels` is the backbone's output width;
   /// `embedding` (may be empty) maps the pooled vector to the feature (OSNet's `fc`), and
-  /// `embedding_dim` is its output width.
+  /// `embedding_dim` is its output width. `suffix` is appended to the module names (a second
+  /// head on the same owner: TransReID's `bottleneck_1`, `classifier_1`).
   void build(torch::nn::Module& owner, int64_t in_channels, const HeadOptions& options,
              const std::function<torch::Tensor(const torch::Tensor&)>& embedding = {},
-             int64_t embedding_dim = 0);
+             int64_t embedding_dim = 0, const std::string& suffix = "");
   /// Head of a [N, C, h, w] feature map. In training every field of ReidOutput is filled; in
   /// eval mode only the features.
   ReidOutput forward(const torch::Tensor& feature_map, const torch::Tensor& targets, bool training);

@@ -53,7 +53,8 @@ struct MGNOptions {
 class MGNImpl : public ReidModelImpl {
  public:
   explicit MGNImpl(const MGNOptions& options, const std::string& name = "mgn_resnet50");
-  ReidOutput forward(const torch::Tensor& images, const torch::Tensor& targets = {}) override;
+  ReidOutput forward(const torch::Tensor& images, const torch::Tensor& targets = {},
+                     const torch::Tensor& cameras = {}) override;
   /// The global branch's layer4 map.
   torch::Tensor featuremaps(const torch::Tensor& images) override;
   int64_t feature_dim() const override;

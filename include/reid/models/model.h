@@ -33,6 +33,18 @@ struct ModelOptions {
   TORCH_ARG(int64_t, patch_stride) = 0;
   /// ViT: stochastic depth rate of the last block.
   TORCH_ARG(double, drop_path) = 0.1;
+  /// ViT: cameras of TransReID's side-information embedding (SIE; 0: none). The training set's
+  /// camera count when model.sie is on.
+  TORCH_ARG(int64_t, cameras) = 0;
+  /// ViT: SIE coefficient lambda (TransReID: 3.0).
+  TORCH_ARG(double, sie_coefficient) = 3.0;
+  /// ViT: TransReID's jigsaw patch module (JPM): the last block duplicated as a local branch fed
+  /// shifted and shuffled patch groups.
+  TORCH_ARG(bool, jpm) = false;
+  /// JPM: shift m, shuffle groups, local features k (TransReID: 5, 2, 4).
+  TORCH_ARG(int64_t, jpm_shift) = 5;
+  TORCH_ARG(int64_t, jpm_shuffle_groups) = 2;
+  TORCH_ARG(int64_t, jpm_groups) = 4;
 };
 
 /// Base class of every ReID network: a backbone producing a feature map, and the shared head
@@ -41,8 +53,11 @@ struct ModelOptions {
 class ReidModelImpl : public torch::nn::Module {
  public:
   /// [N, 3, H, W] images -> ReidOutput. `targets` (int64 [N]) are only used by margin
-  /// classifiers in training. In eval mode only the features are computed.
-  virtual ReidOutput forward(const torch::Tensor& images, const torch::Tensor& targets = {});
+  /// classifiers in training. `cameras` (int64 [N], may be undefined) are the images' camera
+  /// ids, used by models with a camera embedding (a ViT with SIE); others ignore them. In eval
+  /// mode only the features are computed.
+  virtual ReidOutput forward(const torch::Tensor& images, const torch::Tensor& targets = {},
+                             const torch::Tensor& cameras = {});
   /// The backbone's feature map, [N, C, h, w].
   virtual torch::Tensor featuremaps(const torch::Tensor& images) = 0;
   /// The test feature of a batch (eval mode, no gradient): what retrieval uses.

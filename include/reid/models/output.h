@@ -40,6 +40,18 @@ struct ReidOutput {
   std::vector<NamedTensor> embeddings;
   /// Training only: every classifier's logits, [N, num_classes] each, by name.
   std::vector<NamedTensor> class_logits;
+  /// Training only: relative weights of named entries in a loss term's mean over the entries of
+  /// `embeddings` / `class_logits` (1 for a name not listed). A term's value is the weighted
+  /// mean sum(w_i * loss_i) / sum(w_i). TransReID's JPM weights its global feature by the number
+  /// of local ones, so that global and locals each make half of every loss.
+  std::vector<std::pair<std::string, double>> weights;
+
+  /// The weight of entry `name` (1 when not listed).
+  double weight(const std::string& name) const {
+    for (const auto& [n, w] : weights)
+      if (n == name) return w;
+    return 1.0;
+  }
 
   /// `embeddings`, or {"global", global_feat} when the list is empty and global_feat is set.
   std::vector<NamedTensor> embedding_list() const {

@@ -8,6 +8,21 @@
 /// gives 21 x 10 patches). The class token after the final LayerNorm goes through the shared
 /// head (BNNeck, classifier), so every loss term works unchanged.
 ///
+/// TransReID's two modules are options (He et al., ICCV 2021, sections 3.2-3.3):
+/// - SIE, the side-information embedding: a learned embedding per camera [cameras, 1, D], scaled
+///   by lambda (3.0) and added to every token with the position embeddings. The camera ids come
+///   with the batch (ReidModelImpl::forward's `cameras`). Camera-agnostic use (the Embedder, an
+///   exported model, a record whose camera is unknown: camid < 0) adds the mean of the camera
+///   embeddings instead.
+/// - JPM, the jigsaw patch module: the last block and the final LayerNorm are duplicated as a
+///   global branch `b1` and a local branch `b2` (both start from the last block's weights). The
+///   global branch sees every token; the patch tokens of the shared trunk are rearranged
+///   (jpm_rearrange()) and cut into k groups, each fed to `b2` with the class token, giving k
+///   local features. Each feature has its BNNeck (`bottleneck`, `bottleneck_<i>`) and classifier
+///   (`classifier`, `classifier_<i>`); the loss terms act on all of them with the global feature
+///   weighted k (ReidOutput::weights), i.e. 0.5 global + 0.5 mean of the locals, as TransReID's
+///   loss. The test feature is the global feature concatenated with each local one scaled 1/k.
+///
 /// Parameter names are timm's (`cls_token`, `pos_embed`, `patch_embed.proj`, `blocks.<i>.norm1`,
 /// `blocks.<i>.attn.qkv`, `blocks.<i>.attn.proj`, `blocks.<i>.norm2`, `blocks.<i>.mlp.fc1`,
 /// `blocks.<i>.mlp.fc2`, `norm`). adapt_state_dict() also takes torchvision's `vit_b_16` names,
@@ -50,7 +65,23 @@ struct ViTOptions {
   TORCH_ARG(double, eps) = 1e-6;
   /// Head: identities, neck, classifier (pooling acts on the class token, a 1 x 1 map).
   TORCH_ARG(HeadOptions, head);
+  /// SIE: cameras (0: no SIE) and the coefficient lambda.
+  TORCH_ARG(int64_t, cameras) = 0;
+  TORCH_ARG(double, sie_coefficient) = 3.0;
+  /// JPM: on/off, shift m, shuffle groups and local features k.
+  TORCH_ARG(bool, jpm) = false;
+  TORCH_ARG(int64_t, jpm_shift) = 5;
+  TORCH_ARG(int64_t, jpm_shuffle_groups) = 2;
+  TORCH_ARG(int64_t, jpm_groups) = 4;
 };
+
+/// JPM's rearrangement of patch tokens [N, P, D] (class token excluded), as TransReID's
+/// shuffle_unit: the shift puts patches m-1 .. P-1 before patches 0 .. m-2 (a rotation by m - 1:
+/// its slice starts at token m of the sequence that holds the class token at 0); when the length
+/// does not divide by `shuffle_groups` the second-to-last token is appended until it does; the
+/// shuffle then reads the sequence as `shuffle_groups` rows and writes it column by column
+/// (token j of the result is token (j % g) * L / g + j / g of the shifted one).
+torch::Tensor jpm_rearrange(const torch::Tensor& patches, int64_t shift, int64_t shuffle_groups);
 
 /// Patches along one side: floor((size - patch) / stride) + 1.
 int64_t vit_patches(int64_t size, int64_t patch, int64_t stride);
@@ -93,22 +124,36 @@ TORCH_MODULE(ViTBlock);
 class ViTImpl : public ReidModelImpl {
  public:
   explicit ViTImpl(const ViTOptions& options, const std::string& name = "vit_base_patch16");
-  ReidOutput forward(const torch::Tensor& images, const torch::Tensor& targets = {}) override;
-  /// The patch tokens after the final LayerNorm as a map [N, D, rows, cols].
+  ReidOutput forward(const torch::Tensor& images, const torch::Tensor& targets = {},
+                     const torch::Tensor& cameras = {}) override;
+  /// The patch tokens after the final LayerNorm (JPM: of the global branch) as a map
+  /// [N, D, rows, cols], camera-agnostic.
   torch::Tensor featuremaps(const torch::Tensor& images) override;
+  int64_t feature_dim() const override;
+  std::vector<NamedWidth> embedding_dims() const override;
   void adapt_state_dict(std::map<std::string, torch::Tensor>& state) const override;
   /// Patch grid (rows, cols) of the input size.
   std::pair<int64_t, int64_t> grid() const { return {rows_, cols_}; }
   ViTOptions options;
 
   torch::Tensor cls_token, pos_embed;
+  /// SIE: [cameras, 1, D] (undefined without SIE).
+  torch::Tensor sie_embed;
 
  private:
-  /// Every token after the final LayerNorm, [N, 1 + rows * cols, D].
-  torch::Tensor tokens(const torch::Tensor& images);
+  /// Tokens after the shared blocks (all blocks, or all but the last with JPM), [N, 1 + P, D],
+  /// before any final LayerNorm.
+  torch::Tensor trunk(const torch::Tensor& images, const torch::Tensor& cameras);
+  /// The SIE term added to the tokens: lambda * the embedding of each image's camera ([N, 1, D]),
+  /// the mean embedding for unknown cameras (undefined tensor or camid < 0).
+  torch::Tensor camera_embedding(const torch::Tensor& cameras, int64_t batch) const;
+  /// A block followed by a LayerNorm (JPM's branches b1, b2).
+  static torch::Tensor run_branch(torch::nn::ModuleList& branch, const torch::Tensor& x);
   torch::nn::Conv2d patch_embed_{nullptr};
   torch::nn::ModuleList blocks_{nullptr};
   torch::nn::LayerNorm norm_{nullptr};
+  torch::nn::ModuleList b1_{nullptr}, b2_{nullptr};
+  std::vector<ReidHead> local_heads_;
   int64_t rows_ = 0, cols_ = 0;
 };
 
