@@ -40,6 +40,12 @@ void register_builtin_models(ModelRegistry& registry) {
           osnet_options(variant.width, variant.instance_norm, options), variant.name);
     });
   }
+  for (const auto& [name, width] : std::vector<std::pair<std::string, double>>{
+           {"osnet_ain_x1_0", 1.0}, {"osnet_ain_x0_75", 0.75}, {"osnet_ain_x0_5", 0.5}, {"osnet_ain_x0_25", 0.25}}) {
+    registry.add(name, [name = name, width = width](const ModelOptions& options) -> ReidModel {
+      return std::make_shared<OSNetImpl>(osnet_ain_options(width, options), name);
+    });
+  }
   registry.add("resnet50", [](const ModelOptions& options) -> ReidModel {
     return std::make_shared<ResNetImpl>(resnet50_options(false, options), "resnet50");
   });

@@ -45,6 +45,8 @@ ConvBNImpl::ConvBNImpl(const ConvBNOptions& o) : relu_(o.relu()) {
   conv = register_module(
       "conv", models::conv(o.in_channels(), o.out_channels(), o.kernel_size(), o.stride(),
                            o.padding(), o.groups()));
+  if (!o.norm())
+    return;
   if (o.instance_norm())
     in = register_module(
         "bn", torch::nn::InstanceNorm2d(torch::nn::InstanceNorm2dOptions(o.out_channels()).affine(true)));
@@ -54,7 +56,8 @@ ConvBNImpl::ConvBNImpl(const ConvBNOptions& o) : relu_(o.relu()) {
 
 torch::Tensor ConvBNImpl::forward(const torch::Tensor& x) {
   auto y = conv->forward(x);
-  y = bn ? bn->forward(y) : in->forward(y);
+  if (bn) y = bn->forward(y);
+  else if (in) y = in->forward(y);
   return relu_ ? y.relu_() : y;
 }
 
@@ -86,7 +89,19 @@ OSBlockImpl::OSBlockImpl(const OSBlockOptions& o) {
   TORCH_CHECK(o.streams() <= 26, "OSBlock supports at most 26 streams (got ", o.streams(), ")");
   const int64_t mid = o.out_channels() / o.bottleneck_reduction();
   conv1_ = register_module("conv1", ConvBN(ConvBNOptions(o.in_channels(), mid, 1)));
+  torch::nn::ModuleList stream_list{nullptr};
+  if (o.stream_list()) stream_list = register_module("conv2", torch::nn::ModuleList());
   for (int64_t t = 1; t <= o.streams(); ++t) {
+    if (o.stream_list()) {
+      // torchreid's osnet_ain: conv2.<t - 1>.layers.<i>.
+      auto holder = std::make_shared<torch::nn::Module>("LightConvStream");
+      torch::nn::Sequential layers;
+      for (int64_t i = 0; i < t; ++i) layers->push_back(LiteConv3x3(mid, mid));
+      holder->register_module("layers", layers);
+      stream_list->push_back(holder);
+      streams_.emplace_back([layers](const torch::Tensor& v) mutable { return layers->forward(v); });
+      continue;
+    }
     const std::string name = std::string("conv2") + static_cast<char>('a' + t - 1);
     if (t == 1) {
       // torchreid's first stream is a bare Lite 3x3 (conv2a.conv1.weight, ...).
@@ -100,13 +115,16 @@ OSBlockImpl::OSBlockImpl(const OSBlockOptions& o) {
     }
   }
   gate_ = register_module("gate", AggregationGate(mid));
-  conv3_ = register_module("conv3", ConvBN(ConvBNOptions(mid, o.out_channels(), 1).relu(false)));
+  conv3_ = register_module(
+      "conv3", ConvBN(ConvBNOptions(mid, o.out_channels(), 1).relu(false).norm(!o.residual_instance_norm())));
   if (o.in_channels() != o.out_channels())
     downsample_ = register_module(
         "downsample", ConvBN(ConvBNOptions(o.in_channels(), o.out_channels(), 1).relu(false)));
-  if (o.instance_norm())
+  TORCH_CHECK(!(o.instance_norm() && o.residual_instance_norm()), "an OSBlock has one instance norm, after or inside the residual");
+  if (o.instance_norm() || o.residual_instance_norm())
     instance_norm_ = register_module(
         "IN", torch::nn::InstanceNorm2d(torch::nn::InstanceNorm2dOptions(o.out_channels()).affine(true)));
+  residual_instance_norm_ = o.residual_instance_norm();
 }
 
 torch::Tensor OSBlockImpl::forward(const torch::Tensor& x) {
@@ -117,8 +135,9 @@ torch::Tensor OSBlockImpl::forward(const torch::Tensor& x) {
     aggregated = aggregated.defined() ? aggregated.add_(gated) : gated;
   }
   auto out = conv3_->forward(aggregated);
+  if (residual_instance_norm_) out = instance_norm_->forward(out);
   out = out + (downsample_ ? downsample_->forward(x) : x);
-  if (instance_norm_) out = instance_norm_->forward(out);
+  if (instance_norm_ && !residual_instance_norm_) out = instance_norm_->forward(out);
   return out.relu_();
 }
 
@@ -146,29 +165,46 @@ OSNetOptions osnet_options(double width, bool instance_norm, const ModelOptions&
       .head(model.head());
 }
 
+OSNetOptions osnet_ain_options(double width, const ModelOptions& model) {
+  return osnet_options(width, false, model).ain(true);
+}
+
 OSNetImpl::OSNetImpl(const OSNetOptions& o, const std::string& name)
     : ReidModelImpl(name), options(o) {
   const auto& c = o.channels();
   const auto& l = o.layers();
   TORCH_CHECK(c.size() == 4 && l.size() == 3, "OSNet needs 4 channel widths and 3 layer counts");
+  TORCH_CHECK(!(o.ain() && o.instance_norm()), "OSNet is either the IBN or the AIN variant");
+  if (o.ain()) {
+    TORCH_CHECK(o.ain_blocks().size() == 3, "OSNet-AIN marks the blocks of 3 stages");
+    for (std::size_t s = 0; s < 3; ++s)
+      TORCH_CHECK(static_cast<int64_t>(o.ain_blocks()[s].size()) == l[s], "OSNet-AIN stage ", s + 2, " has ", l[s],
+                  " blocks but ", o.ain_blocks()[s].size(), " marks");
+  }
   conv1_ = register_module(
-      "conv1", ConvBN(ConvBNOptions(3, c[0], 7).stride(2).padding(3).instance_norm(o.instance_norm())));
+      "conv1",
+      ConvBN(ConvBNOptions(3, c[0], 7).stride(2).padding(3).instance_norm(o.instance_norm() || o.ain())));
   maxpool_ = register_module("maxpool",
                              torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(3).stride(2).padding(1)));
 
-  auto make_stage = [&](int64_t in, int64_t out, int64_t blocks, bool transition, bool in_norm) {
+  auto make_stage = [&](std::size_t index, int64_t in, int64_t out, bool transition, bool in_norm) {
     torch::nn::Sequential stage;
-    for (int64_t i = 0; i < blocks; ++i)
+    for (int64_t i = 0; i < l[index]; ++i)
       stage->push_back(OSBlock(OSBlockOptions(i == 0 ? in : out, out)
                                    .streams(o.streams())
-                                   .instance_norm(in_norm)));
-    if (transition) stage->push_back(Transition(out));
+                                   .instance_norm(in_norm)
+                                   .residual_instance_norm(o.ain() && o.ain_blocks()[index][static_cast<std::size_t>(i)])
+                                   .stream_list(o.ain())));
+    // The AIN layout keeps the transitions out of the stages (pool2, pool3).
+    if (transition && !o.ain()) stage->push_back(Transition(out));
     return stage;
   };
   // As torchreid's osnet_ibn_x1_0: instance norm in conv1 and in the conv2 blocks only.
-  conv2_ = register_module("conv2", make_stage(c[0], c[1], l[0], true, o.instance_norm()));
-  conv3_ = register_module("conv3", make_stage(c[1], c[2], l[1], true, false));
-  conv4_ = register_module("conv4", make_stage(c[2], c[3], l[2], false, false));
+  conv2_ = register_module("conv2", make_stage(0, c[0], c[1], true, o.instance_norm()));
+  if (o.ain()) pool2_ = register_module("pool2", Transition(c[1]));
+  conv3_ = register_module("conv3", make_stage(1, c[1], c[2], true, false));
+  if (o.ain()) pool3_ = register_module("pool3", Transition(c[2]));
+  conv4_ = register_module("conv4", make_stage(2, c[2], c[3], false, false));
   conv5_ = register_module("conv5", ConvBN(ConvBNOptions(c[3], c[3], 1)));
 
   std::function<torch::Tensor(const torch::Tensor&)> embedding;
@@ -188,7 +224,9 @@ OSNetImpl::OSNetImpl(const OSNetOptions& o, const std::string& name)
 torch::Tensor OSNetImpl::featuremaps(const torch::Tensor& images) {
   auto x = maxpool_->forward(conv1_->forward(images));
   x = conv2_->forward(x);
+  if (pool2_) x = pool2_->forward(x);
   x = conv3_->forward(x);
+  if (pool3_) x = pool3_->forward(x);
   x = conv4_->forward(x);
   return conv5_->forward(x);
 }

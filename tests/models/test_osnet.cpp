@@ -4,6 +4,8 @@
 
 #include "reid/models/osnet.h"
 #include "reid/models/summary.h"
+#include "reid/models/weights.h"
+#include "support.h"
 
 namespace reid::models {
 namespace {
@@ -84,6 +86,47 @@ TEST(OSNet, MultAddsMatchThePaper) {
   EXPECT_NEAR(static_cast<double>(x1.mult_adds) / 1e9, 0.98, 0.02) << x1.text();
   const auto x025 = summarize(*build("osnet_x0_25", 751), 256, 128);
   EXPECT_NEAR(static_cast<double>(x025.mult_adds) / 1e9, 0.08, 0.01) << x025.text();
+}
+
+// OSNet-AIN: a PyTorch OSNet-AIN with torchreid's names (written in tests/python/osnet_ain_interop.py)
+// loads strictly by name at every width and gives the same feature: instance norm in conv1 and
+// inside the residual branch of conv2.0, conv2.1, conv3.1 and conv4.0, streams as
+// conv2.<t>.layers.<i>, transitions pool2 / pool3.
+TEST(OSNetAIN, TorchreidNamedWeightsLoadAndGiveTheSameFeatureAtEveryWidth) {
+  REID_REQUIRE_PYTHON();
+  for (const auto& [name, width] : std::vector<std::pair<std::string, std::string>>{
+           {"osnet_ain_x1_0", "1.0"}, {"osnet_ain_x0_75", "0.75"}, {"osnet_ain_x0_5", "0.5"}, {"osnet_ain_x0_25", "0.25"}}) {
+    test::TempDir dir;
+    const auto r = test::run_command(test::python() + " " +
+                                     (test::source_dir() / "tests/python/osnet_ain_interop.py").string() + " export " +
+                                     width + " " + dir.path().string());
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto io = read_state_dict((dir / "osnet_ain_io.pt").string());
+    auto model = builtin_models().create(name, ModelOptions().head(HeadOptions().num_classes(7)));
+    EXPECT_EQ(count_parameters(*model, "classifier"), io.at("parameters").item<int64_t>()) << name;
+    const auto report = load_weights(*model, (dir / "osnet_ain.pt").string(), /*strict=*/true);
+    EXPECT_TRUE(report.missing.empty() && report.unexpected.empty()) << report.summary();
+    model->eval();
+    torch::NoGradGuard no_grad;
+    const auto feature = model->extract_features(io.at("input"));
+    const auto reference = io.at("feature");
+    EXPECT_LT(((feature - reference).norm() / reference.norm()).item<double>(), 1e-5) << name;
+  }
+}
+
+TEST(OSNetAIN, InstanceNormSitsWhereTheSearchPutIt) {
+  const auto model = build("osnet_ain_x1_0", 10);
+  std::set<std::string> names, buffers;
+  for (const auto& p : model->named_parameters()) names.insert(p.key());
+  for (const auto& b : model->named_buffers()) buffers.insert(b.key());
+  for (const std::string name : {"conv2.0.IN.weight", "conv2.1.IN.weight", "conv3.1.IN.weight", "conv4.0.IN.weight",
+                                 "conv2.0.conv2.3.layers.3.bn.weight", "pool2.0.conv.weight", "pool3.0.bn.weight",
+                                 "conv3.0.conv3.bn.weight", "conv4.1.conv3.bn.weight", "conv1.bn.weight"})
+    EXPECT_TRUE(names.count(name)) << name;
+  for (const std::string name : {"conv3.0.IN.weight", "conv4.1.IN.weight", "conv2.0.conv3.bn.weight",
+                                 "conv2.0.conv2a.conv1.weight", "conv2.2.0.conv.weight"})
+    EXPECT_FALSE(names.count(name)) << name;
+  EXPECT_FALSE(buffers.count("conv1.bn.running_mean")) << "conv1 uses instance norm";
 }
 
 }  // namespace

@@ -15,7 +15,7 @@ namespace reid::config {
 /// Network and head (models/).
 struct ModelConfig {
   /// Network name in the model registry (osnet_x1_0, osnet_x0_75, osnet_x0_5, osnet_x0_25,
-  /// osnet_ibn_x1_0, resnet50,
+  /// osnet_ibn_x1_0, osnet_ain_x1_0, osnet_ain_x0_75, osnet_ain_x0_5, osnet_ain_x0_25, resnet50,
   /// resnet50_ibn_a, resnet50_nl, mgn_resnet50, vit_base_patch16,
   /// vit_small_patch16).
   std::string name = "osnet_x1_0";

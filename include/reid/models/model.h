@@ -85,7 +85,7 @@ using ReidModel = std::shared_ptr<ReidModelImpl>;
 using ModelRegistry = Registry<ReidModel(const ModelOptions&)>;
 
 /// Adds the built-in networks: osnet_x1_0, osnet_x0_75, osnet_x0_5, osnet_x0_25,
-/// osnet_ibn_x1_0, resnet50, resnet50_ibn_a, resnet50_nl (AGW's ResNet-50 with non-local
+/// osnet_ibn_x1_0, osnet_ain_x1_0, osnet_ain_x0_75, osnet_ain_x0_5, osnet_ain_x0_25, resnet50, resnet50_ibn_a, resnet50_nl (AGW's ResNet-50 with non-local
 /// blocks), mgn_resnet50 (MGN), vit_base_patch16, vit_small_patch16.
 void register_builtin_models(ModelRegistry& registry);
 

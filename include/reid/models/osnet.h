@@ -1,7 +1,11 @@
 #pragma once
 /// @file
 /// OSNet: Omni-Scale Network (Zhou, Yang, Cavallaro, Xiang, "Omni-Scale Feature Learning for
-/// Person Re-Identification", ICCV 2019), with its building blocks as reusable modules.
+/// Person Re-Identification", ICCV 2019), with its building blocks as reusable modules, and
+/// OSNet-AIN (Zhou et al., "Learning Generalisable Omni-Scale Representations for Person
+/// Re-Identification", TPAMI 2021): instance normalisation in conv1 and inside the residual
+/// branch of the blocks its architecture search chose (conv2: both, conv3: the second, conv4:
+/// the first), as torchreid's osnet_ain_* define them.
 /// Submodule and parameter names equal torchreid's, so its state dicts load by name.
 
 #include <functional>
@@ -32,6 +36,8 @@ struct ConvBNOptions {
   TORCH_ARG(bool, relu) = true;
   /// Instance norm (affine) instead of batch norm.
   TORCH_ARG(bool, instance_norm) = false;
+  /// Normalise at all (false: a bare convolution, torchreid's Conv1x1Linear(bn=False)).
+  TORCH_ARG(bool, norm) = true;
 };
 
 /// Bias-free convolution + batch (or instance) norm + optional ReLU; submodules `conv`, `bn`
@@ -85,12 +91,18 @@ struct OSBlockOptions {
   TORCH_ARG(int64_t, bottleneck_reduction) = 4;
   /// Instance norm after the residual sum (the IBN variant).
   TORCH_ARG(bool, instance_norm) = false;
+  /// AIN: instance norm inside the residual branch, after conv3 (which then has no BN), before
+  /// the sum (torchreid's OSBlockINin).
+  TORCH_ARG(bool, residual_instance_norm) = false;
+  /// Streams as torchreid's osnet_ain names them: a list `conv2.<t>.layers.<i>` instead of
+  /// `conv2a`, `conv2b.<i>`, ...
+  TORCH_ARG(bool, stream_list) = false;
 };
 
 /// Omni-scale residual bottleneck: 1x1 reduce -> T streams -> shared aggregation gate -> sum ->
 /// 1x1 expand + BN, plus the (projected when widths differ) identity, then ReLU. Submodules
-/// `conv1`, `conv2a` (a Lite 3x3), `conv2b`, `conv2c`, ... (Sequentials), `gate`, `conv3`,
-/// `downsample`, `IN`.
+/// `conv1`, `conv2a` (a Lite 3x3), `conv2b`, `conv2c`, ... (Sequentials) or, in the AIN layout,
+/// `conv2.<t>.layers.<i>`, `gate`, `conv3`, `downsample`, `IN`.
 class OSBlockImpl : public torch::nn::Module {
  public:
   explicit OSBlockImpl(const OSBlockOptions& options);
@@ -103,6 +115,7 @@ class OSBlockImpl : public torch::nn::Module {
   ConvBN conv3_{nullptr};
   ConvBN downsample_{nullptr};
   torch::nn::InstanceNorm2d instance_norm_{nullptr};
+  bool residual_instance_norm_ = false;
 };
 TORCH_MODULE(OSBlock);
 
@@ -130,6 +143,13 @@ struct OSNetOptions {
   TORCH_ARG(int64_t, feature_dim) = 512;
   /// IBN variant: instance norm in conv1 and after the conv2 blocks (torchreid osnet_ibn_x1_0).
   TORCH_ARG(bool, instance_norm) = false;
+  /// AIN variant (torchreid osnet_ain_*): instance norm in conv1 and inside the residual branch
+  /// of the blocks `ain_blocks` marks; transitions are the modules `pool2`, `pool3`.
+  TORCH_ARG(bool, ain) = false;
+  /// AIN: per stage, which blocks have instance norm in their residual branch (TPAMI 2021's
+  /// searched architecture: {1, 1}, {0, 1}, {1, 0}).
+  TORCH_ARG(std::vector<std::vector<bool>>, ain_blocks) =
+      std::vector<std::vector<bool>>({{true, true}, {false, true}, {true, false}});
   /// Head.
   TORCH_ARG(HeadOptions, head);
 };
@@ -137,6 +157,9 @@ struct OSNetOptions {
 /// Options of an OSNet whose widths are x1.0's scaled by `width` (0.75, 0.5, 0.25), from the
 /// generic model options.
 OSNetOptions osnet_options(double width, bool instance_norm, const ModelOptions& model);
+
+/// Options of OSNet-AIN at `width` (1.0, 0.75, 0.5, 0.25).
+OSNetOptions osnet_ain_options(double width, const ModelOptions& model);
 
 /// OSNet: conv1 (7x7/2) + maxpool, conv2..conv4 (omni-scale blocks; conv2 and conv3 end with a
 /// 1x1 conv + 2x2 average-pool transition), conv5 (1x1), global pooling, fc (Linear + BN + ReLU)
@@ -151,6 +174,7 @@ class OSNetImpl : public ReidModelImpl {
   ConvBN conv1_{nullptr};
   torch::nn::MaxPool2d maxpool_{nullptr};
   torch::nn::Sequential conv2_{nullptr}, conv3_{nullptr}, conv4_{nullptr};
+  Transition pool2_{nullptr}, pool3_{nullptr};  // AIN only
   ConvBN conv5_{nullptr};
   torch::nn::Sequential fc_{nullptr};
 };
