@@ -438,6 +438,19 @@ void view(Exporter& e, const Node* n) {
   reshape(e, n, shape);
 }
 
+// The outputs of the ListUnpack that must directly follow a list-producing split or chunk `n`
+// (marked handled: the Split node writes them).
+std::vector<std::string> unpacked_outputs(Exporter& e, const Node* n, const std::string& what) {
+  const auto& uses = n->output()->uses();
+  if (uses.size() != 1 || uses[0].user->kind() != torch::jit::prim::ListUnpack)
+    e.fail(n, "the " + what + "'s parts must be unpacked directly");
+  const Node* unpack = uses[0].user;
+  std::vector<std::string> outputs;
+  for (const auto* v : unpack->outputs()) outputs.push_back(e.out(v));
+  e.mark_handled(unpack);
+  return outputs;
+}
+
 void split(Exporter& e, const Node* n, bool with_sizes) {
   // split_with_sizes(input, sizes, dim) / split(input, size, dim) -> list, unpacked right after.
   const auto in = e.sizes(n, n->input(0));
@@ -450,14 +463,7 @@ void split(Exporter& e, const Node* n, bool with_sizes) {
     for (int64_t begin = 0; begin < in[static_cast<std::size_t>(dim)]; begin += step)
       sizes.push_back(std::min(step, in[static_cast<std::size_t>(dim)] - begin));
   }
-  const auto& uses = n->output()->uses();
-  if (uses.size() != 1 || uses[0].user->kind() != torch::jit::prim::ListUnpack)
-    e.fail(n, "the split's parts must be unpacked directly");
-  const Node* unpack = uses[0].user;
-  std::vector<std::string> outputs;
-  for (const auto* v : unpack->outputs()) outputs.push_back(e.out(v));
-  e.emit("Split", {e.tensor(n->input(0)), e.int64s(sizes)}, outputs, {attr_int("axis", dim)});
-  e.mark_handled(unpack);
+  e.emit("Split", {e.tensor(n->input(0)), e.int64s(sizes)}, unpacked_outputs(e, n, "split"), {attr_int("axis", dim)});
 }
 
 void chunk(Exporter& e, const Node* n) {
@@ -469,15 +475,9 @@ void chunk(Exporter& e, const Node* n) {
   if (chunks <= 0 || in[static_cast<std::size_t>(dim)] % chunks != 0)
     e.fail(n, "only a chunk into equal parts converts (" + std::to_string(in[static_cast<std::size_t>(dim)]) +
                   " into " + std::to_string(chunks) + ")");
-  const auto& uses = n->output()->uses();
-  if (uses.size() != 1 || uses[0].user->kind() != torch::jit::prim::ListUnpack)
-    e.fail(n, "the chunk's parts must be unpacked directly");
-  const Node* unpack = uses[0].user;
-  std::vector<std::string> outputs;
-  for (const auto* v : unpack->outputs()) outputs.push_back(e.out(v));
+  const auto outputs = unpacked_outputs(e, n, "chunk");
   if (static_cast<int64_t>(outputs.size()) != chunks) e.fail(n, "the chunk's parts are not all unpacked");
   e.emit("Split", {e.tensor(n->input(0))}, outputs, {attr_int("axis", dim)});
-  e.mark_handled(unpack);
 }
 
 void concat(Exporter& e, const Node* n) {
