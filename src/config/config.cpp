@@ -10,6 +10,7 @@
 #include "reid/data/transforms.h"
 #include "reid/engine/optim.h"
 #include "reid/models/heads.h"
+#include "reid/models/temporal.h"
 #include "reid/utils/strings.h"
 
 namespace reid::config {
@@ -67,6 +68,7 @@ void validate_model(const ModelConfig& m) {
   require_at_least("model.jpm_shift", m.jpm_shift, 1);
   require_at_least("model.jpm_shuffle_groups", m.jpm_shuffle_groups, 1);
   require_at_least("model.jpm_groups", m.jpm_groups, 1);
+  require_choice("model.temporal_pooling", m.temporal_pooling, models::temporal_pooling_registry().names());
   require_choice("model.pooling", m.pooling, models::pooling_registry().names());
   require_positive("model.gem_p", m.gem_p);
   require_choice("model.neck", m.neck, models::neck_registry().names());
@@ -120,6 +122,11 @@ void validate_data(const DataConfig& d, const SamplerConfig& s) {
   require_range("data.synthetic.images_per_camera", sy.images_per_camera, 1, 1000);
   require_range("data.synthetic.cameras", sy.cameras, 2, 100);
   require_at_least("data.synthetic.seed", sy.seed, 0);
+  require_range("data.synthetic.tracklets_per_camera", sy.tracklets_per_camera, 2, 1000);
+  require_range("data.synthetic.frames", sy.frames, 1, 10000);
+  require_range("data.seq_len", d.seq_len, 1, 1024);
+  require_choice("data.train_sampling", d.train_sampling, {"random", "evenly", "consecutive"});
+  require_choice("data.test_sampling", d.test_sampling, {"evenly", "all"});
 
   require_choice("sampler.name", s.name, data::builtin_samplers().names());
   require_range("sampler.num_instances", s.num_instances, 1, 4096);

@@ -9,6 +9,7 @@
 #include "reid/core/error.h"
 #include "reid/data/cuhk03.h"
 #include "reid/data/synthetic.h"
+#include "reid/data/tracklets.h"
 #include "reid/utils/strings.h"
 
 namespace fs = std::filesystem;
@@ -316,6 +317,7 @@ void register_builtin_datasets(DatasetRegistry& registry) {
   registry.add("cuhk03", cuhk03);
   registry.add("custom", custom_dataset);
   registry.add("synthetic", synthetic_dataset);
+  registry.add("synthetic_video", synthetic_video_dataset);
 }
 
 const DatasetRegistry& builtin_datasets() {

@@ -59,17 +59,44 @@ Batch DataLoader::load(const std::vector<int64_t>& indices, uint64_t seed, int64
   auto tensor_options = torch::TensorOptions().dtype(torch::kFloat).pinned_memory(options_.pin_memory);
   Batch batch;
   batch.position = position;
-  batch.images = torch::empty({n, 3, o.height, o.width}, tensor_options);
-  const int64_t stride = 3LL * o.height * o.width;
+  // Tracklets load as clips of seq_len frames: [n, seq_len, 3, H, W].
+  const bool clips = n > 0 && (*records_)[static_cast<std::size_t>(indices.front())].frames != nullptr;
+  const int64_t length = clips ? options_.seq_len : 1;
+  TORCH_CHECK(length >= 1, "clips need at least one frame (seq_len ", length, ")");
+  batch.images = clips ? torch::empty({n, length, 3, o.height, o.width}, tensor_options)
+                       : torch::empty({n, 3, o.height, o.width}, tensor_options);
+  const int64_t stride = 3LL * o.height * o.width * length;
   float* data = batch.images.data_ptr<float>();
   const uint64_t batch_seed = mix_seed(seed, static_cast<uint64_t>(position));
   std::vector<int64_t> pids, camids;
   int64_t row = 0;
   for (int64_t slot = 0; slot < n; ++slot) {
     const ImageRecord& record = (*records_)[static_cast<std::size_t>(indices[static_cast<std::size_t>(slot)])];
-    Rng rng(mix_seed(batch_seed, static_cast<uint64_t>(first_slot + slot)));
+    const uint64_t slot_seed = mix_seed(batch_seed, static_cast<uint64_t>(first_slot + slot));
+    Rng rng(slot_seed);
+    if ((record.frames != nullptr) != clips)
+      throw Error("a batch mixes tracklets and images (record " + record.path + ")");
     try {
-      transform_.apply(read_image(record.path, options_.max_image_pixels), data + row * stride, rng);
+      if (!clips) {
+        transform_.apply(read_image(record.path, options_.max_image_pixels), data + row * stride, rng);
+      } else {
+        // The clip's frames are drawn from their own stream; every frame is augmented with the
+        // same draws (one flip, crop and erasing for the whole clip).
+        Rng frame_rng(mix_seed(slot_seed, 0x636c6970ULL));
+        const auto clip = sample_frames(static_cast<int64_t>(record.frames->size()), length, options_.sampling, frame_rng).at(0);
+        for (int64_t f = 0; f < length; ++f) {
+          Rng augment(slot_seed);
+          const auto& path = (*record.frames)[static_cast<std::size_t>(clip[static_cast<std::size_t>(f)])];
+          try {
+            transform_.apply(read_image(path, options_.max_image_pixels),
+                             data + row * stride + f * (stride / length), augment);
+          } catch (const IOError&) {
+            throw;
+          } catch (const std::exception& e) {
+            throw IOError(path, std::string("cannot load the frame: ") + e.what());
+          }
+        }
+      }
     } catch (const IOError&) {
       if (!options_.skip_bad_images) throw;
       ++batch.skipped;

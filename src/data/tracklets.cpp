@@ -1,7 +1,6 @@
 #include "reid/data/tracklets.h"
 
 #include <algorithm>
-#include <set>
 
 #include "reid/core/error.h"
 #include "reid/data/synthetic.h"
@@ -80,43 +79,51 @@ std::vector<ImageRecord> tracklet_records(const std::vector<Tracklet>& tracklets
   records.reserve(tracklets.size());
   for (const auto& t : tracklets) {
     if (t.frames.empty()) throw Error("a tracklet of identity " + std::to_string(t.pid) + " has no frames");
-    records.push_back({t.frames.front(), t.pid, t.camid});
+    records.push_back({t.frames.front(), t.pid, t.camid, std::make_shared<const std::vector<std::string>>(t.frames)});
   }
   return records;
 }
 
-int64_t count_tracklet_pids(const std::vector<Tracklet>& tracklets) {
-  std::set<int64_t> pids;
-  for (const auto& t : tracklets) pids.insert(t.pid);
-  return static_cast<int64_t>(pids.size());
+bool is_video(const std::vector<ImageRecord>& records) {
+  std::size_t clips = 0;
+  for (const auto& r : records) clips += r.frames != nullptr;
+  if (clips != 0 && clips != records.size())
+    throw Error("a record list mixes " + std::to_string(clips) + " tracklets with " +
+                std::to_string(records.size() - clips) + " images");
+  return clips != 0;
 }
 
-VideoSplits synthetic_video_dataset(const SyntheticVideoOptions& options) {
-  const auto& o = options.images;
-  if (options.tracklets_per_camera < 2)
-    throw Error("the synthetic video set needs at least 2 tracklets per identity and camera (query and gallery)");
-  if (options.frames < 1) throw Error("synthetic tracklets need at least one frame");
-  VideoSplits splits;
+DatasetSplits synthetic_video_dataset(const DatasetOptions& dataset_options) {
+  const auto& o = dataset_options.synthetic;
+  if (o.tracklets_per_camera < 2)
+    throw Error("the synthetic video set needs at least 2 tracklets per identity and camera (query and gallery): "
+                "data.synthetic.tracklets_per_camera is " + std::to_string(o.tracklets_per_camera));
+  if (o.frames < 1) throw Error("synthetic tracklets need at least one frame (data.synthetic.frames)");
+  DatasetSplits splits;
   splits.name = "synthetic_video";
   const auto tracklet = [&](int64_t pid, int64_t camera, int64_t k) {
     Tracklet t;
     t.pid = pid;
     t.camid = camera;
-    for (int64_t j = 0; j < options.frames; ++j)
-      t.frames.push_back(synthetic_path({o.seed, o.height, o.width, pid, camera, k * options.frames + j}));
+    for (int64_t j = 0; j < o.frames; ++j)
+      t.frames.push_back(synthetic_path({o.seed, o.height, o.width, pid, camera, k * o.frames + j}));
     return t;
   };
+  std::vector<Tracklet> train, query, gallery;
   for (int64_t pid = 0; pid < o.train_ids + o.test_ids; ++pid)
     for (int64_t camera = 0; camera < o.cameras; ++camera)
-      for (int64_t k = 0; k < options.tracklets_per_camera; ++k) {
+      for (int64_t k = 0; k < o.tracklets_per_camera; ++k) {
         auto t = tracklet(pid, camera, k);
         if (pid < o.train_ids) {
-          splits.train.push_back(std::move(t));
+          train.push_back(std::move(t));
           continue;
         }
-        if (k == 0) splits.query.push_back(t);
-        splits.gallery.push_back(std::move(t));
+        if (k == 0) query.push_back(t);
+        gallery.push_back(std::move(t));
       }
+  splits.train = tracklet_records(train);
+  splits.query = tracklet_records(query);
+  splits.gallery = tracklet_records(gallery);
   return splits;
 }
 

@@ -6,9 +6,52 @@
 
 namespace reid::deploy {
 
+namespace {
+// Dense protocol: every tracklet cut into clips of seq_len frames (each a record of its own),
+// and the tracklet each clip comes from.
+std::pair<data::RecordList, std::vector<int64_t>> all_clips(const std::vector<data::ImageRecord>& tracklets,
+                                                            int64_t seq_len) {
+  std::vector<data::ImageRecord> clips;
+  std::vector<int64_t> owner;
+  utils::Rng unused(0);
+  for (std::size_t i = 0; i < tracklets.size(); ++i) {
+    const auto& frames = *tracklets[i].frames;
+    for (const auto& clip : data::sample_frames(static_cast<int64_t>(frames.size()), seq_len, data::FrameSampling::kAll, unused)) {
+      auto paths = std::make_shared<std::vector<std::string>>();
+      for (int64_t f : clip) paths->push_back(frames[static_cast<std::size_t>(f)]);
+      clips.push_back({paths->front(), tracklets[i].pid, tracklets[i].camid, paths});
+      owner.push_back(static_cast<int64_t>(i));
+    }
+  }
+  return {data::make_record_list(std::move(clips)), owner};
+}
+}  // namespace
+
 eval::FeatureSet extract_features(models::ReidModelImpl& model, const data::RecordList& records,
                             const data::Transform& transform, const ExtractOptions& options) {
   TORCH_CHECK(options.batch_size > 0, "batch size must be positive");
+  if (options.sampling == data::FrameSampling::kAll && data::is_video(*records)) {
+    // Each clip's feature, then the mean over each tracklet's clips.
+    auto [clips, owner] = all_clips(*records, options.seq_len);
+    auto clip_options = options;
+    clip_options.sampling = data::FrameSampling::kEvenly;  // a clip of exactly seq_len frames: all of them
+    auto per_clip = extract_features(model, clips, transform, clip_options);
+    const auto index = torch::tensor(owner, torch::kLong);
+    const int64_t n = static_cast<int64_t>(records->size());
+    auto sums = torch::zeros({n, per_clip.features.size(1)}).index_add_(0, index, per_clip.features);
+    const auto counts = torch::zeros({n}).index_add_(0, index, torch::ones({index.size(0)}));
+    eval::FeatureSet set;
+    set.features = sums / counts.unsqueeze(1);
+    std::vector<int64_t> pids, camids;
+    for (const auto& r : *records) {
+      pids.push_back(r.pid);
+      camids.push_back(r.camid);
+      set.paths.push_back(r.path);
+    }
+    set.pids = torch::tensor(pids, torch::kLong);
+    set.camids = torch::tensor(camids, torch::kLong);
+    return set;
+  }
   const bool was_training = model.is_training();
   model.eval();
   data::LoaderOptions loader_options;
@@ -16,6 +59,8 @@ eval::FeatureSet extract_features(models::ReidModelImpl& model, const data::Reco
   loader_options.prefetch = std::max(2, 2 * options.workers);
   loader_options.pin_memory = options.device.is_cuda();
   loader_options.max_image_pixels = options.max_image_pixels;
+  loader_options.seq_len = options.seq_len;
+  loader_options.sampling = options.sampling;
   data::DataLoader loader(records, transform, loader_options);
   std::vector<std::vector<int64_t>> batches;
   const int64_t n = static_cast<int64_t>(records->size());
@@ -32,10 +77,10 @@ eval::FeatureSet extract_features(models::ReidModelImpl& model, const data::Reco
     torch::NoGradGuard no_grad;
     while (auto batch = loader.next()) {
       auto images = batch->images.to(options.device, options.dtype, /*non_blocking=*/true);
-      if (options.channels_last) images = images.contiguous(at::MemoryFormat::ChannelsLast);
+      if (options.channels_last && images.dim() == 4) images = images.contiguous(at::MemoryFormat::ChannelsLast);
       const auto cameras = options.camera_ids ? batch->camids.to(options.device) : torch::Tensor();
       auto f = model.forward(images, {}, cameras).feature;
-      if (options.flip) f = (f + model.forward(images.flip({3}), {}, cameras).feature) / 2.0;
+      if (options.flip) f = (f + model.forward(images.flip({-1}), {}, cameras).feature) / 2.0;
       features.push_back(f.to(torch::kCPU, torch::kFloat));
       for (int64_t index : batch->indices) {
         const auto& record = (*records)[static_cast<std::size_t>(index)];

@@ -5,6 +5,8 @@
 #include "reid/core/error.h"
 #include "reid/core/logging.h"
 #include "reid/core/runtime.h"
+#include "reid/data/tracklets.h"
+#include "reid/models/temporal.h"
 #include "reid/models/weights.h"
 
 namespace reid::engine {
@@ -38,7 +40,8 @@ data::DatasetOptions dataset_options(const Config& config) {
   o.cuhk03 = {d.cuhk03.labeled, d.cuhk03.classic_split, d.cuhk03.split_id};
   o.custom = {d.custom.image_root, d.custom.train_list, d.custom.query_list, d.custom.gallery_list};
   const auto& s = d.synthetic;
-  o.synthetic = {s.train_ids, s.test_ids, s.cameras, s.images_per_camera, s.height, s.width, s.seed};
+  o.synthetic = {s.train_ids, s.test_ids,  s.cameras, s.images_per_camera, s.height, s.width,
+                 s.seed,      s.tracklets_per_camera, s.frames};
   return o;
 }
 
@@ -96,12 +99,16 @@ torch::ScalarType model_dtype(const Config& config) {
 }
 
 models::ReidModel build_model(const Config& config, int64_t num_classes, const torch::Device& device,
-                              const models::ModelRegistry& models, int64_t cameras) {
+                              const models::ModelRegistry& models, int64_t cameras, bool video) {
   if (!models.contains(config.model.name))
     throw ConfigError("model.name", models.unknown_message(config.model.name));
   if (config.model.sie && cameras <= 0)
     throw ConfigError("model.sie", "the camera embedding needs the number of cameras (the training set's)");
-  auto model = models.create(config.model.name, model_options(config, num_classes, cameras));
+  const auto options = model_options(config, num_classes, cameras);
+  models::ReidModel model =
+      video ? models::make_temporal_model(config.model.name, options,
+                                          models::parse_temporal_pooling(config.model.temporal_pooling), models)
+            : models.create(config.model.name, options);
   if (!config.model.pretrained.empty())
     models::load_weights(*model, config.model.pretrained, config.model.pretrained_strict);
   model->to(device);
@@ -220,6 +227,8 @@ EvaluationOptions evaluation_options(const Config& config, const torch::Device& 
   o.extract.batch_size = t.batch_size;
   o.extract.workers = loader_workers(config, device.is_cuda());
   o.extract.flip = t.flip;
+  o.extract.seq_len = config.data.seq_len;
+  o.extract.sampling = data::parse_frame_sampling(config.data.test_sampling);
   o.extract.camera_ids = t.camera_ids;
   o.extract.device = device;
   o.extract.channels_last = config.solver.channels_last;
@@ -305,6 +314,8 @@ data::LoaderOptions loader_options(const Config& config, bool cuda) {
   o.pin_memory = cuda;
   o.skip_bad_images = config.data.skip_bad_images;
   o.max_image_pixels = config.data.max_image_pixels;
+  o.seq_len = config.data.seq_len;
+  o.sampling = data::parse_frame_sampling(config.data.train_sampling);
   return o;
 }
 

@@ -108,7 +108,10 @@ models::ReidModel load_model_for_inference(const Config& config, const std::stri
   const int64_t cameras = sie != state.end() && sie->second.dim() >= 1 ? sie->second.size(0) : 0;
   if (config.model.sie && cameras == 0)
     throw IOError(weights, "model.sie is on but the weights hold no camera embedding (sie_embed)");
-  auto model = build_model(config, classes, parse_device(config.device), registries.models, cameras);
+  // A clip model (video) keeps its image network under "backbone.".
+  const bool video = std::any_of(state.begin(), state.end(),
+                                 [](const auto& entry) { return entry.first.rfind("backbone.", 0) == 0; });
+  auto model = build_model(config, classes, parse_device(config.device), registries.models, cameras, video);
   const auto report = models::load_state_dict(*model, state, /*strict=*/false);
   if (!report.missing.empty() || !report.mismatched.empty())
     throw IOError(weights, "the weights do not fit model " + config.model.name + ": " + report.summary());

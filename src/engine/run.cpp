@@ -193,8 +193,13 @@ TrainResult run_training(const Config& config, const TrainSetup& setup, Distribu
                                             std::to_string(records->size()) + " images of " +
                                             std::to_string(num_classes) + " identities: it cannot be resumed with it");
   }
+  const bool video = data::is_video(*records);
   if (main) {
-    logger().info("training on {} images of {} identities", records->size(), num_classes);
+    logger().info("training on {} {} of {} identities", records->size(), video ? "tracklets" : "images", num_classes);
+    if (video)
+      logger().info("clips of {} frames ({} frames for training, {} at test), {} pooling over time",
+                    config.data.seq_len, config.data.train_sampling, config.data.test_sampling,
+                    config.model.temporal_pooling);
     if (dist.is_distributed())
       logger().info("data-parallel: {} processes ({} backend), {} images per process and step", dist.world_size(),
                     dist.backend(), config.data.batch_size / dist.world_size());
@@ -206,7 +211,7 @@ TrainResult run_training(const Config& config, const TrainSetup& setup, Distribu
   // SIE: one camera embedding per camera id of the training set (merged sets' ids are offset).
   int64_t cameras = 0;
   for (const auto& record : *records) cameras = std::max(cameras, record.camid + 1);
-  auto model = build_model(config, num_classes, device, setup.registries.models, cameras);
+  auto model = build_model(config, num_classes, device, setup.registries.models, cameras, video);
   if (main)
     logger().info("model {}: {}", config.model.name,
                   models::summarize(*model, config.data.height, config.data.width).text());

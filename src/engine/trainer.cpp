@@ -341,7 +341,7 @@ void Trainer::run_epoch() {
 void Trainer::run_step(const data::Batch& batch) {
   const auto device = dist_.device();
   auto images = batch.images.to(device, options_.dtype(), /*non_blocking=*/true);
-  if (options_.channels_last()) images = images.contiguous(at::MemoryFormat::ChannelsLast);
+  if (options_.channels_last() && images.dim() == 4) images = images.contiguous(at::MemoryFormat::ChannelsLast);
   const auto labels = batch.pids.to(device, /*non_blocking=*/true);
   losses::LossResult losses;
   {

@@ -85,38 +85,43 @@ TEST(FrameSampling, ErrorsNameTheProblem) {
 }
 
 TEST(SyntheticVideo, SplitsCountsAndFrames) {
-  SyntheticVideoOptions o;
-  o.images.train_ids = 3;
-  o.images.test_ids = 2;
-  o.images.cameras = 3;
-  o.images.height = 32;
-  o.images.width = 16;
+  DatasetOptions options;
+  auto& o = options.synthetic;
+  o.train_ids = 3;
+  o.test_ids = 2;
+  o.cameras = 3;
+  o.height = 32;
+  o.width = 16;
   o.tracklets_per_camera = 2;
   o.frames = 4;
-  const auto splits = synthetic_video_dataset(o);
+  const auto splits = load_dataset("synthetic_video", options);
   EXPECT_EQ(splits.train.size(), 3u * 3u * 2u);
   EXPECT_EQ(splits.query.size(), 2u * 3u);
   EXPECT_EQ(splits.gallery.size(), 2u * 3u * 2u);
-  EXPECT_EQ(count_tracklet_pids(splits.train), 3);
-  EXPECT_EQ(count_tracklet_pids(splits.query), 2);
+  EXPECT_EQ(count_pids(splits.train), 3);
+  EXPECT_EQ(count_pids(splits.query), 2);
+  EXPECT_TRUE(is_video(splits.train) && is_video(splits.gallery));
   // Tracklet 1 of identity 4 in camera 2 holds synthetic images 4..7 of that identity and camera.
   const auto& t = splits.gallery.back();
   EXPECT_EQ(t.pid, 4);
   EXPECT_EQ(t.camid, 2);
-  ASSERT_EQ(t.frames.size(), 4u);
+  ASSERT_EQ(t.frames->size(), 4u);
+  EXPECT_EQ(t.path, t.frames->front());
   SyntheticImage image;
-  ASSERT_TRUE(parse_synthetic_path(t.frames[2], image));
+  ASSERT_TRUE(parse_synthetic_path((*t.frames)[2], image));
   EXPECT_EQ(image.pid, 4);
   EXPECT_EQ(image.camera, 2);
   EXPECT_EQ(image.index, 6);
   // Frames of a tracklet are different images of the same person.
   EXPECT_GT(cv::norm(render_synthetic(image), render_synthetic({0, 32, 16, 4, 2, 7})), 0.0);
-  const auto records = tracklet_records(splits.query);
-  ASSERT_EQ(records.size(), splits.query.size());
-  EXPECT_EQ(records[0].path, splits.query[0].frames[0]);
-  EXPECT_EQ(records[0].pid, splits.query[0].pid);
+  // Images and tracklets do not mix.
+  auto mixed = splits.query;
+  mixed.push_back({"x.jpg", 1, 0});
+  EXPECT_THROW(is_video(mixed), Error);
+  EXPECT_FALSE(is_video({{"x.jpg", 1, 0}}));
+  EXPECT_THROW(tracklet_records({Tracklet{{}, 1, 0}}), Error);
   o.tracklets_per_camera = 1;
-  EXPECT_THROW(synthetic_video_dataset(o), Error);
+  EXPECT_THROW(synthetic_video_dataset(options), Error);
 }
 
 }  // namespace

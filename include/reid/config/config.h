@@ -67,6 +67,9 @@ struct ModelConfig {
   int jpm_shuffle_groups = 2;
   /// JPM: local features k (TransReID: 4).
   int jpm_groups = 4;
+  /// Video datasets: how the per-frame features of a clip are pooled over time: avg (temporal
+  /// average pooling, the standard baseline), max, or attention (learned per-frame weights).
+  std::string temporal_pooling = "avg";
   /// Multi-process training: synchronise batch-norm statistics over all processes (the
   /// statistics of the global batch), which small per-process P x K batches need. Ignored in
   /// one process.
@@ -96,6 +99,7 @@ struct ModelConfig {
     v("jpm_shift", jpm_shift);
     v("jpm_shuffle_groups", jpm_shuffle_groups);
     v("jpm_groups", jpm_groups);
+    v("temporal_pooling", temporal_pooling);
     v("sync_bn", sync_bn);
   }
 };
@@ -154,6 +158,10 @@ struct SyntheticConfig {
   int width = 64;
   /// Seed of the generator: the same seed renders the same dataset.
   int seed = 0;
+  /// synthetic_video: tracklets of each identity per camera (query: the first; gallery: all).
+  int tracklets_per_camera = 2;
+  /// synthetic_video: frames per tracklet.
+  int frames = 8;
 
   template <class V>
   void visit(V& v) {
@@ -164,6 +172,8 @@ struct SyntheticConfig {
     v("height", height);
     v("width", width);
     v("seed", seed);
+    v("tracklets_per_camera", tracklets_per_camera);
+    v("frames", frames);
   }
 };
 
@@ -227,6 +237,14 @@ struct DataConfig {
   int width = 128;
   /// Train on every split of the sources (MSMT17: also val; all: query and gallery too).
   bool combine_all = false;
+  /// Video datasets: frames per clip (training and test).
+  int seq_len = 4;
+  /// Video: how a training clip's frames are chosen: random (distinct frames, in order), evenly
+  /// (evenly spaced from the first) or consecutive (a random run).
+  std::string train_sampling = "random";
+  /// Video: test clips: evenly (one clip of seq_len evenly spaced frames) or all (every frame, in
+  /// clips of seq_len whose features are averaged: the dense protocol).
+  std::string test_sampling = "evenly";
   /// Training augmentation after the resize, in order: random_flip, pad_crop, color_jitter,
   /// random_erasing (which acts on the normalised tensor, so it must come last).
   std::vector<std::string> transforms = {"random_flip"};
@@ -272,6 +290,9 @@ struct DataConfig {
     v("height", height);
     v("width", width);
     v("combine_all", combine_all);
+    v("seq_len", seq_len);
+    v("train_sampling", train_sampling);
+    v("test_sampling", test_sampling);
     v("transforms", transforms);
     v("flip_prob", flip_prob);
     v("pad", pad);

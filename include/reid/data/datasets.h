@@ -39,6 +39,10 @@ struct SyntheticOptions {
   int height = 128;
   int width = 64;
   int seed = 0;
+  /// synthetic_video: tracklets of each identity in each camera (at least 2: query and gallery)
+  /// and frames per tracklet.
+  int tracklets_per_camera = 2;
+  int frames = 8;
 };
 
 /// What every parser may need.
@@ -55,7 +59,8 @@ struct DatasetOptions {
 /// Registry of dataset parsers.
 using DatasetRegistry = Registry<DatasetSplits(const DatasetOptions&)>;
 
-/// Adds market1501, dukemtmcreid, msmt17, cuhk03, custom and synthetic.
+/// Adds market1501, dukemtmcreid, msmt17, cuhk03, custom, synthetic and synthetic_video
+/// (tracklets: data/tracklets.h).
 void register_builtin_datasets(DatasetRegistry& registry);
 
 /// The built-in parsers (built once; copy it to add your own).

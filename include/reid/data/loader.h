@@ -19,6 +19,7 @@
 
 #include "reid/data/image_io.h"
 #include "reid/data/records.h"
+#include "reid/data/tracklets.h"
 #include "reid/data/transforms.h"
 
 namespace reid::data {
@@ -38,11 +39,15 @@ struct LoaderOptions {
   /// Run OpenCV single-threaded (cv::setNumThreads(1), a process-wide setting) so that its
   /// internal threads do not compete with the workers.
   bool limit_opencv_threads = true;
+  /// Tracklet records (ImageRecord::frames): frames per clip and how they are chosen
+  /// (sample_frames(); kAll is not a loader mode: extraction cuts tracklets into clips itself).
+  int64_t seq_len = 4;
+  FrameSampling sampling = FrameSampling::kEvenly;
 };
 
 /// A loaded batch.
 struct Batch {
-  /// [B, 3, H, W] float, normalised.
+  /// [B, 3, H, W] float, normalised; tracklets: [B, seq_len, 3, H, W] clips.
   torch::Tensor images;
   /// int64 [B].
   torch::Tensor pids;

@@ -18,6 +18,10 @@ struct ImageRecord {
   int64_t pid = 0;
   /// Camera, 0-based.
   int64_t camid = 0;
+  /// Video: the tracklet's frames in temporal order (`path` is the first); null for an image.
+  /// Samplers, relabelling and the evaluator treat a tracklet as one record; the loader takes
+  /// a clip of its frames (LoaderOptions::seq_len, sampling).
+  std::shared_ptr<const std::vector<std::string>> frames = nullptr;
 };
 
 /// Records shared between the dataset, samplers and loader threads without copying.

@@ -29,14 +29,6 @@ struct Tracklet {
   int64_t camid = 0;
 };
 
-/// The splits of one video dataset.
-struct VideoSplits {
-  std::string name;
-  std::vector<Tracklet> train;
-  std::vector<Tracklet> query;
-  std::vector<Tracklet> gallery;
-};
-
 /// How frames are taken from a tracklet.
 enum class FrameSampling {
   /// seq_len distinct frames drawn at random, in temporal order (with repetition when the
@@ -64,29 +56,21 @@ FrameSampling parse_frame_sampling(const std::string& name);
 /// tracklet or seq_len < 1.
 std::vector<std::vector<int64_t>> sample_frames(int64_t frames, int64_t seq_len, FrameSampling mode, utils::Rng& rng);
 
-/// One record per tracklet (the first frame's path, pid, camid): what identity samplers and the
-/// evaluator read.
+/// One record per tracklet (the first frame's path, pid, camid, and the frames): what identity
+/// samplers, the loader and the evaluator read. Throws reid::Error for a tracklet without frames.
 std::vector<ImageRecord> tracklet_records(const std::vector<Tracklet>& tracklets);
 
-/// Number of distinct identities among `tracklets`.
-int64_t count_tracklet_pids(const std::vector<Tracklet>& tracklets);
+/// True when `records` are tracklets (every record has frames); false for images. Throws
+/// reid::Error when images and tracklets are mixed.
+bool is_video(const std::vector<ImageRecord>& records);
 
-/// Options of the synthetic video set.
-struct SyntheticVideoOptions {
-  /// Identities, cameras, image size and seed (images_per_camera is not used).
-  SyntheticOptions images;
-  /// Tracklets of each identity in each camera (at least 2: query and gallery).
-  int tracklets_per_camera = 2;
-  /// Frames per tracklet.
-  int frames = 8;
-};
-
-/// The synthetic video set: each identity walks through every camera `tracklets_per_camera`
+/// The synthetic video set (`options.synthetic`: identities, cameras, image size, seed,
+/// tracklets_per_camera, frames; images_per_camera is not used): each identity walks through every camera `tracklets_per_camera`
 /// times, `frames` frames each; frame j of tracklet k is synthetic image k * frames + j of that
 /// identity and camera (each a new pose, position and occlusion draw of the same person under
 /// the camera's conditions). Train: identities 0..train_ids-1, relabelled; query: tracklet 0
 /// of each test identity in each camera; gallery: every test tracklet (the query ones too, as
 /// MARS's gallery holds its query tracklets; the protocol's same-camera exclusion drops them).
-VideoSplits synthetic_video_dataset(const SyntheticVideoOptions& options);
+DatasetSplits synthetic_video_dataset(const DatasetOptions& options);
 
 }  // namespace reid::data

@@ -8,6 +8,7 @@
 
 #include "reid/data/image_io.h"
 #include "reid/data/records.h"
+#include "reid/data/tracklets.h"
 #include "reid/data/transforms.h"
 #include "reid/eval/evaluator.h"
 #include "reid/models/model.h"
@@ -30,10 +31,15 @@ struct ExtractOptions {
   torch::ScalarType dtype = torch::kFloat;
   /// Largest image decoded (width x height).
   int64_t max_image_pixels = data::kDefaultMaxImagePixels;
+  /// Tracklets: frames per clip, and which (kEvenly: one clip; kAll: every frame in clips whose
+  /// features are averaged, the dense protocol).
+  int64_t seq_len = 4;
+  data::FrameSampling sampling = data::FrameSampling::kEvenly;
 };
 
 /// Test features of `records`: the model runs in eval mode without gradients; images go through
-/// `transform` (resize + normalise); batches are loaded by the threaded loader.
+/// `transform` (resize + normalise); batches are loaded by the threaded loader. Tracklet records
+/// give one feature per tracklet (a clip model's input [N, seq_len, 3, H, W]).
 eval::FeatureSet extract_features(models::ReidModelImpl& model, const data::RecordList& records,
                             const data::Transform& transform, const ExtractOptions& options = {});
 

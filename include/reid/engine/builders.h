@@ -45,9 +45,11 @@ torch::ScalarType model_dtype(const Config& config);
 /// Builds the configured network (registry `models`), loads model.pretrained if set, and
 /// returns it on `device` in model_dtype(). Unknown names are a ConfigError on model.name.
 /// `cameras`: the camera count of the SIE embedding when model.sie is on (the training set's:
-/// largest camid + 1), ignored otherwise.
+/// largest camid + 1), ignored otherwise. `video`: the network on clips of tracklets, its
+/// per-frame features pooled over time (model.temporal_pooling; models/temporal.h).
 models::ReidModel build_model(const Config& config, int64_t num_classes, const torch::Device& device,
-                              const models::ModelRegistry& models = models::builtin_models(), int64_t cameras = 0);
+                              const models::ModelRegistry& models = models::builtin_models(), int64_t cameras = 0,
+                              bool video = false);
 
 /// Loss-set options for a model with `num_classes` identities and `feature_dim`-wide global
 /// features, or the named `embeddings` of a multi-branch model (ReidModelImpl::embedding_dims()).
