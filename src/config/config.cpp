@@ -127,6 +127,11 @@ void validate_data(const DataConfig& d, const SamplerConfig& s) {
   require_range("data.seq_len", d.seq_len, 1, 1024);
   require_choice("data.train_sampling", d.train_sampling, {"random", "evenly", "consecutive"});
   require_choice("data.test_sampling", d.test_sampling, {"evenly", "all"});
+  const auto& vd = d.video;
+  require_range("data.video.num_splits", vd.num_splits, 1, 1000);
+  require_range("data.video.split_id", vd.split_id, 0, vd.num_splits - 1);
+  require_at_least("data.video.split_seed", vd.split_seed, 0);
+  require_range("data.video.min_frames", vd.min_frames, 0, 100000);
 
   require_choice("sampler.name", s.name, data::builtin_samplers().names());
   require_range("sampler.num_instances", s.num_instances, 1, 4096);

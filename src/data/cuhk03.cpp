@@ -12,6 +12,8 @@
 
 #if REID_HAVE_MATIO
 #include <matio.h>
+
+#include "matlab.h"
 #endif
 
 #include "reid/core/error.h"
@@ -22,6 +24,12 @@ namespace fs = std::filesystem;
 
 namespace reid::data {
 namespace {
+
+#if REID_HAVE_MATIO
+using matlab::element_count;
+using matlab::MatFile;
+using matlab::numeric_vector;
+#endif
 
 const char* kMarker = ".libreid_complete";
 
@@ -59,62 +67,6 @@ std::vector<CUHK03Identity> list_converted(const fs::path& dir) {
 }
 
 #if REID_HAVE_MATIO
-
-struct MatFile {
-  explicit MatFile(const std::string& path) : path(path) {
-    if (!fs::is_regular_file(path)) throw IOError(path, "file not found");
-    mat = Mat_Open(path.c_str(), MAT_ACC_RDONLY);
-    if (!mat) throw IOError(path, "cannot open the MATLAB file (not a .mat file, or truncated)");
-  }
-  ~MatFile() {
-    if (mat) Mat_Close(mat);
-  }
-  MatFile(const MatFile&) = delete;
-  MatFile& operator=(const MatFile&) = delete;
-
-  struct VarDeleter {
-    void operator()(matvar_t* v) const { Mat_VarFree(v); }
-  };
-  using Var = std::unique_ptr<matvar_t, VarDeleter>;
-
-  Var read(const std::string& name) const {
-    matvar_t* v = Mat_VarRead(mat, name.c_str());
-    if (!v) throw IOError(path, "variable '" + name + "' not found or unreadable");
-    return Var(v);
-  }
-
-  std::string path;
-  mat_t* mat = nullptr;
-};
-
-std::size_t element_count(const matvar_t* v) {
-  std::size_t n = 1;
-  for (int i = 0; i < v->rank; ++i) n *= v->dims[i];
-  return n;
-}
-
-std::vector<int64_t> numeric_vector(const matvar_t* v, const std::string& what, const std::string& path) {
-  const std::size_t n = element_count(v);
-  std::vector<int64_t> out(n);
-  if (n == 0) return out;
-  if (!v->data) throw IOError(path, what + " has no data");
-  for (std::size_t i = 0; i < n; ++i) {
-    switch (v->class_type) {
-      case MAT_C_DOUBLE: out[i] = static_cast<int64_t>(static_cast<const double*>(v->data)[i]); break;
-      case MAT_C_SINGLE: out[i] = static_cast<int64_t>(static_cast<const float*>(v->data)[i]); break;
-      case MAT_C_INT32: out[i] = static_cast<const int32_t*>(v->data)[i]; break;
-      case MAT_C_UINT32: out[i] = static_cast<const uint32_t*>(v->data)[i]; break;
-      case MAT_C_INT64: out[i] = static_cast<const int64_t*>(v->data)[i]; break;
-      case MAT_C_UINT64: out[i] = static_cast<int64_t>(static_cast<const uint64_t*>(v->data)[i]); break;
-      case MAT_C_INT16: out[i] = static_cast<const int16_t*>(v->data)[i]; break;
-      case MAT_C_UINT16: out[i] = static_cast<const uint16_t*>(v->data)[i]; break;
-      case MAT_C_INT8: out[i] = static_cast<const int8_t*>(v->data)[i]; break;
-      case MAT_C_UINT8: out[i] = static_cast<const uint8_t*>(v->data)[i]; break;
-      default: throw IOError(path, what + " is not numeric");
-    }
-  }
-  return out;
-}
 
 std::string char_array(const matvar_t* v, const std::string& path) {
   if (!v || v->class_type != MAT_C_CHAR) throw IOError(path, "expected a character array in filelist");

@@ -10,18 +10,24 @@
 #include "reid/data/cuhk03.h"
 #include "reid/data/synthetic.h"
 #include "reid/data/tracklets.h"
+#include "reid/data/video_datasets.h"
 #include "reid/utils/strings.h"
+#include "parsing.h"
 
 namespace fs = std::filesystem;
 
 namespace reid::data {
-namespace {
 
+namespace detail {
+
+namespace {
 std::string lower(std::string text) {
   std::transform(text.begin(), text.end(), text.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return text;
 }
+
+}  // namespace
 
 bool is_image_file(const fs::path& path) {
   const std::string ext = lower(path.extension().string());
@@ -57,39 +63,6 @@ fs::path find_dataset_dir(const std::string& dataset, const std::vector<fs::path
   }
   const std::string where = missing.empty() ? candidates.front().string() : missing;
   throw IOError(where, "dataset " + dataset + " not found there (expected layout: " + layout + ")");
-}
-
-// A Market-style folder: every image named "<pid>_c<camera>...", junk (-1) dropped.
-std::vector<ImageRecord> parse_market_dir(const fs::path& dir, int64_t max_camera) {
-  std::vector<ImageRecord> records;
-  for (const auto& file : sorted_images(dir)) {
-    int64_t pid = 0, camera = 0;
-    if (!parse_market_name(file.filename().string(), pid, camera))
-      throw IOError(file.string(), "cannot parse the file name: expected <pid>_c<camera>... as in "
-                                   "0002_c1s1_000451_03.jpg");
-    if (pid == -1) continue;
-    if (pid < -1)
-      throw IOError(file.string(), "invalid identity " + std::to_string(pid) + " in the file name");
-    if (camera < 1 || camera > max_camera)
-      throw IOError(file.string(), "camera " + std::to_string(camera) + " out of range 1-" +
-                                       std::to_string(max_camera));
-    records.push_back({file.string(), pid, camera - 1});
-  }
-  return records;
-}
-
-DatasetSplits market_style(const std::string& name, const std::vector<fs::path>& candidates,
-                           const std::string& layout, int64_t max_camera,
-                           std::vector<int64_t> distractors) {
-  const fs::path dir = find_dataset_dir(name, candidates, {"bounding_box_train", "query", "bounding_box_test"}, layout);
-  DatasetSplits splits;
-  splits.name = name;
-  splits.train = parse_market_dir(dir / "bounding_box_train", max_camera);
-  splits.train_ids = relabel(splits.train);
-  splits.query = parse_market_dir(dir / "query", max_camera);
-  splits.gallery = parse_market_dir(dir / "bounding_box_test", max_camera);
-  splits.distractor_pids = std::move(distractors);
-  return splits;
 }
 
 // Calls `parse(line, where)` for every non-blank line of the list file `list`, trimmed, with the
@@ -135,6 +108,51 @@ bool parse_integer(const std::string& text, int64_t& value) {
   } catch (const std::exception&) {
     return false;
   }
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::find_dataset_dir;
+using detail::for_each_list_line;
+using detail::is_image_file;
+using detail::parse_integer;
+using detail::sorted_images;
+using detail::split_last_fields;
+
+
+// A Market-style folder: every image named "<pid>_c<camera>...", junk (-1) dropped.
+std::vector<ImageRecord> parse_market_dir(const fs::path& dir, int64_t max_camera) {
+  std::vector<ImageRecord> records;
+  for (const auto& file : sorted_images(dir)) {
+    int64_t pid = 0, camera = 0;
+    if (!parse_market_name(file.filename().string(), pid, camera))
+      throw IOError(file.string(), "cannot parse the file name: expected <pid>_c<camera>... as in "
+                                   "0002_c1s1_000451_03.jpg");
+    if (pid == -1) continue;
+    if (pid < -1)
+      throw IOError(file.string(), "invalid identity " + std::to_string(pid) + " in the file name");
+    if (camera < 1 || camera > max_camera)
+      throw IOError(file.string(), "camera " + std::to_string(camera) + " out of range 1-" +
+                                       std::to_string(max_camera));
+    records.push_back({file.string(), pid, camera - 1});
+  }
+  return records;
+}
+
+DatasetSplits market_style(const std::string& name, const std::vector<fs::path>& candidates,
+                           const std::string& layout, int64_t max_camera,
+                           std::vector<int64_t> distractors) {
+  const fs::path dir = find_dataset_dir(name, candidates, {"bounding_box_train", "query", "bounding_box_test"}, layout);
+  DatasetSplits splits;
+  splits.name = name;
+  splits.train = parse_market_dir(dir / "bounding_box_train", max_camera);
+  splits.train_ids = relabel(splits.train);
+  splits.query = parse_market_dir(dir / "query", max_camera);
+  splits.gallery = parse_market_dir(dir / "bounding_box_test", max_camera);
+  splits.distractor_pids = std::move(distractors);
+  return splits;
 }
 
 // MSMT17 list file: "<relative path> <pid>" per line; camera = third '_' field.
@@ -318,6 +336,11 @@ void register_builtin_datasets(DatasetRegistry& registry) {
   registry.add("custom", custom_dataset);
   registry.add("synthetic", synthetic_dataset);
   registry.add("synthetic_video", synthetic_video_dataset);
+  registry.add("mars", mars);
+  registry.add("dukemtmcvidreid", dukemtmcvidreid);
+  registry.add("ilidsvid", ilidsvid);
+  registry.add("prid2011", prid2011);
+  registry.add("custom_video", custom_video);
 }
 
 const DatasetRegistry& builtin_datasets() {

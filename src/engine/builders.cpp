@@ -42,6 +42,8 @@ data::DatasetOptions dataset_options(const Config& config) {
   const auto& s = d.synthetic;
   o.synthetic = {s.train_ids, s.test_ids,  s.cameras, s.images_per_camera, s.height, s.width,
                  s.seed,      s.tracklets_per_camera, s.frames};
+  const auto& v = d.video;
+  o.video = {v.split_id, v.num_splits, v.split_seed, v.splits_file, v.min_frames};
   return o;
 }
 

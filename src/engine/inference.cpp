@@ -12,6 +12,7 @@
 #include "reid/engine/builders.h"
 #include "reid/eval/visualize.h"
 #include "reid/models/weights.h"
+#include "reid/utils/strings.h"
 
 namespace fs = std::filesystem;
 
@@ -103,15 +104,26 @@ models::ReidModel load_model_for_inference(const Config& config, const std::stri
     classes = it->second.size(0);
     if (config.model.classifier == "subcenter_arcface") classes /= config.model.subcenters;
   }
-  // The camera embedding (SIE) has as many rows as the training set had cameras.
-  const auto sie = state.find("sie_embed");
+  // The camera embedding (SIE) has as many rows as the training set had cameras (a clip model
+  // holds it under "backbone.").
+  auto sie = state.find("sie_embed");
+  if (sie == state.end()) sie = state.find("backbone.sie_embed");
   const int64_t cameras = sie != state.end() && sie->second.dim() >= 1 ? sie->second.size(0) : 0;
   if (config.model.sie && cameras == 0)
     throw IOError(weights, "model.sie is on but the weights hold no camera embedding (sie_embed)");
-  // A clip model (video) keeps its image network under "backbone.".
-  const bool video = std::any_of(state.begin(), state.end(),
-                                 [](const auto& entry) { return entry.first.rfind("backbone.", 0) == 0; });
-  auto model = build_model(config, classes, parse_device(config.device), registries.models, cameras, video);
+  const auto device = parse_device(config.device);
+  auto model = build_model(config, classes, device, registries.models, cameras);
+  // A clip model (trained on a video set) keeps its image network under "backbone.": weights
+  // with such keys that the image network itself does not have are a clip model's.
+  const auto has_backbone_key = [](const auto& names) {
+    return std::any_of(names.begin(), names.end(), [](const auto& n) { return utils::starts_with(n, "backbone."); });
+  };
+  std::vector<std::string> weight_names, model_names;
+  for (const auto& entry : state) weight_names.push_back(entry.first);
+  for (const auto& entry : model->named_parameters()) model_names.push_back(entry.key());
+  for (const auto& entry : model->named_buffers()) model_names.push_back(entry.key());
+  if (has_backbone_key(weight_names) && !has_backbone_key(model_names))
+    model = build_model(config, classes, device, registries.models, cameras, /*video=*/true);
   const auto report = models::load_state_dict(*model, state, /*strict=*/false);
   if (!report.missing.empty() || !report.mismatched.empty())
     throw IOError(weights, "the weights do not fit model " + config.model.name + ": " + report.summary());

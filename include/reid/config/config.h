@@ -142,6 +142,34 @@ struct CustomDataConfig {
   }
 };
 
+/// Video dataset options (data.video): the person splits of iLIDS-VID and PRID2011, and the
+/// shortest tracklet kept.
+struct VideoDataConfig {
+  /// iLIDS-VID, PRID2011: which random person split trains and tests (0-based; the literature
+  /// reports the mean over 10 splits: scripts/video_splits.sh).
+  int split_id = 0;
+  /// iLIDS-VID, PRID2011: number of random 50/50 person splits.
+  int num_splits = 10;
+  /// iLIDS-VID, PRID2011: seed of the random splits.
+  int split_seed = 0;
+  /// iLIDS-VID, PRID2011: splits file, read when it exists and written when it does not; empty:
+  /// libreid_splits_<num_splits>x_seed<split_seed>.txt in the dataset's folder.
+  std::string splits_file;
+  /// Drop tracklets of fewer frames (MARS, DukeMTMC-VideoReID, custom_video); iLIDS-VID and
+  /// PRID2011 leave out persons with a shorter sequence in either camera (PRID2011's 178-person
+  /// protocol, sequences of more than 21 frames: 22).
+  int min_frames = 0;
+
+  template <class V>
+  void visit(V& v) {
+    v("split_id", split_id);
+    v("num_splits", num_splits);
+    v("split_seed", split_seed);
+    v("splits_file", splits_file);
+    v("min_frames", min_frames);
+  }
+};
+
 /// The procedural `synthetic` dataset (data.synthetic).
 struct SyntheticConfig {
   /// Identities in the training split.
@@ -281,6 +309,8 @@ struct DataConfig {
   CustomDataConfig custom;
   /// `synthetic` dataset generator.
   SyntheticConfig synthetic;
+  /// Video datasets: splits and the shortest tracklet.
+  VideoDataConfig video;
 
   template <class V>
   void visit(V& v) {
@@ -308,6 +338,7 @@ struct DataConfig {
     v("cuhk03", cuhk03);
     v("custom", custom);
     v("synthetic", synthetic);
+    v("video", video);
   }
 };
 

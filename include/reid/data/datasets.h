@@ -1,7 +1,7 @@
 #pragma once
 /// @file
 /// Dataset parsers, registered by name: market1501, dukemtmcreid, msmt17, cuhk03, custom,
-/// synthetic. Each returns train / query / gallery records (path, pid, camid); layouts and
+/// synthetic, and the video sets (data/video_datasets.h). Each returns train / query / gallery records (path, pid, camid); layouts and
 /// naming rules are in docs/datasets.md.
 
 #include <string>
@@ -45,6 +45,23 @@ struct SyntheticOptions {
   int frames = 8;
 };
 
+/// Video datasets (data/video_datasets.h).
+struct VideoOptions {
+  /// iLIDS-VID, PRID2011: which of the random person splits (0-based) trains and tests.
+  int split_id = 0;
+  /// iLIDS-VID, PRID2011: number of random splits (the literature: 10).
+  int num_splits = 10;
+  /// iLIDS-VID, PRID2011: seed of the random splits.
+  int split_seed = 0;
+  /// iLIDS-VID, PRID2011: the splits file; read when it exists, written when it does not.
+  /// Empty: `libreid_splits_<num_splits>x_seed<split_seed>.txt` in the dataset's folder.
+  std::string splits_file;
+  /// Tracklets with fewer frames are dropped (MARS, DukeMTMC-VideoReID, custom_video); for
+  /// iLIDS-VID and PRID2011, persons with a shorter sequence in either camera are left out (the
+  /// PRID2011 protocol of 178 persons: sequences of more than 21 frames, min_frames 22).
+  int min_frames = 0;
+};
+
 /// What every parser may need.
 struct DatasetOptions {
   /// Folder holding the datasets (market1501/, dukemtmc-reid/, msmt17/, cuhk03/, cuhk03-np/).
@@ -54,13 +71,15 @@ struct DatasetOptions {
   CUHK03Options cuhk03;
   CustomOptions custom;
   SyntheticOptions synthetic;
+  VideoOptions video;
 };
 
 /// Registry of dataset parsers.
 using DatasetRegistry = Registry<DatasetSplits(const DatasetOptions&)>;
 
-/// Adds market1501, dukemtmcreid, msmt17, cuhk03, custom, synthetic and synthetic_video
-/// (tracklets: data/tracklets.h).
+/// Adds market1501, dukemtmcreid, msmt17, cuhk03, custom, synthetic, and the video sets (one
+/// record per tracklet: data/video_datasets.h) mars, dukemtmcvidreid, ilidsvid, prid2011,
+/// custom_video and synthetic_video.
 void register_builtin_datasets(DatasetRegistry& registry);
 
 /// The built-in parsers (built once; copy it to add your own).
