@@ -13,6 +13,7 @@
 #include "reid/core/error.h"
 #include "reid/deploy/export.h"
 #include "reid/engine/builders.h"
+#include "reid/models/temporal.h"
 
 namespace fs = std::filesystem;
 
@@ -96,6 +97,12 @@ Embedder::Embedder(models::ReidModelImpl& model, const data::TransformOptions& t
   trace.device = options_.device;
   trace.dtype = options_.dtype;
   trace.channels_last = options_.channels_last;
+  if (const auto* clip = dynamic_cast<const models::TemporalModelImpl*>(&model))
+    if (clip->pooling() != models::TemporalPooling::kAvg)
+      tracklet_error_ = "this clip model pools frames with " +
+                        std::string(clip->pooling() == models::TemporalPooling::kMax ? "max" : "attention") +
+                        " pooling, which is not a mean of per-frame features: embed its clips with "
+                        "deploy::extract_features()";
   traced_ = trace_model(model, trace);
   batch_size_ = options_.batch_size > 0 ? options_.batch_size : automatic_batch_size(traced_, options_);
   const bool xnnpack = c10::Dispatcher::singleton().findSchema({"prepacked::conv2d_clamp_run", ""}).has_value();
@@ -123,6 +130,38 @@ torch::Tensor Embedder::preprocess(const std::vector<cv::Mat>& crops) const {
 }
 
 torch::Tensor Embedder::embed(const std::vector<cv::Mat>& crops) const {
+  auto f = embed_raw(crops);
+  if (options_.normalize) f = f / f.norm(2, 1, /*keepdim=*/true).clamp_min(1e-12);
+  return f;
+}
+
+torch::Tensor Embedder::embed_tracklets(const std::vector<std::vector<cv::Mat>>& tracklets) const {
+  if (!tracklet_error_.empty()) throw Error(tracklet_error_);
+  std::vector<cv::Mat> frames;
+  std::vector<int64_t> owner;
+  for (std::size_t t = 0; t < tracklets.size(); ++t) {
+    if (tracklets[t].empty()) throw Error("tracklet " + std::to_string(t) + " has no frames");
+    for (const auto& frame : tracklets[t]) {
+      frames.push_back(frame);
+      owner.push_back(static_cast<int64_t>(t));
+    }
+  }
+  if (frames.empty()) return torch::empty({0, feature_dim()});
+  const auto per_frame = embed_raw(frames);
+  const auto index = torch::tensor(owner, torch::kLong);
+  const auto n = static_cast<int64_t>(tracklets.size());
+  auto f = torch::zeros({n, per_frame.size(1)}).index_add_(0, index, per_frame) /
+           torch::zeros({n, 1}).index_add_(0, index, torch::ones({index.size(0), 1}));
+  if (options_.normalize) f = f / f.norm(2, 1, /*keepdim=*/true).clamp_min(1e-12);
+  return f;
+}
+
+torch::Tensor Embedder::embed_tracklet(const std::vector<cv::Mat>& frames) const {
+  if (frames.empty()) throw Error("a tracklet needs at least one frame");
+  return embed_tracklets({frames})[0];
+}
+
+torch::Tensor Embedder::embed_raw(const std::vector<cv::Mat>& crops) const {
   if (crops.empty()) return torch::empty({0, feature_dim()});
   const auto images = preprocess(crops);
   torch::NoGradGuard no_grad;
@@ -146,7 +185,6 @@ torch::Tensor Embedder::embed(const std::vector<cv::Mat>& crops) const {
       const int64_t half = f.size(0) / 2;
       f = (f.narrow(0, 0, half) + f.narrow(0, half, half)) / 2.0;
     }
-    if (options_.normalize) f = f / f.norm(2, 1, /*keepdim=*/true).clamp_min(1e-12);
     features.push_back(f.to(torch::kCPU));
   }
   return torch::cat(features);

@@ -9,6 +9,7 @@
 #include "reid/config/loader.h"
 #include "reid/core/error.h"
 #include "reid/deploy/embedder.h"
+#include "reid/models/temporal.h"
 #include "reid/models/weights.h"
 #include "deploy/fixtures.h"
 #include "support.h"
@@ -101,6 +102,52 @@ TEST(Embedder, FlipAveragingAndUnnormalisedFeatures) {
   torch::NoGradGuard no_grad;
   const auto eager = model->forward(raw.preprocess(images)).feature;
   EXPECT_LT(relative_error(raw.embed(images), eager), 1e-5);
+}
+
+TEST(Embedder, TrackletFeatureIsTheClipModelsFeatureOfAllItsFrames) {
+  // A clip model with temporal average pooling and a BN neck whose statistics are not trivial.
+  torch::manual_seed(5);
+  models::ModelOptions options;
+  options.height(128).width(64).head(models::HeadOptions().num_classes(7).neck(models::Neck::kBNNeck));
+  auto clip_model = models::make_temporal_model("osnet_x0_25", options, models::TemporalPooling::kAvg);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& item : clip_model->named_buffers()) {
+      if (item.key().find("running_mean") != std::string::npos) item.value().normal_(0.0, 0.2);
+      if (item.key().find("running_var") != std::string::npos) item.value().uniform_(0.5, 1.5);
+    }
+  }
+  clip_model->eval();
+  const auto frames = crop_images(5);
+  data::TransformOptions transform;
+  transform.height = 128;
+  transform.width = 64;
+  const Embedder embedder(*clip_model, transform);
+  const auto got = embedder.embed_tracklet(frames);
+  torch::Tensor expected;
+  {
+    torch::NoGradGuard no_grad;
+    expected = clip_model->forward(test_batch(frames, 128, 64).unsqueeze(0)).feature[0];
+  }
+  expected = expected / expected.norm();
+  EXPECT_LT(relative_error(got, expected), 1e-4);
+  // Several tracklets at once, of different lengths.
+  const std::vector<cv::Mat> short_one(frames.begin(), frames.begin() + 2);
+  const auto both = embedder.embed_tracklets({short_one, frames});
+  ASSERT_EQ(both.sizes(), (std::vector<int64_t>{2, embedder.feature_dim()}));
+  EXPECT_LT(relative_error(both[1], expected), 1e-4);
+  EXPECT_LT(relative_error(both[0], embedder.embed_tracklet(short_one)), 1e-5);
+  EXPECT_THROW(embedder.embed_tracklet({}), Error);
+  // Attention pooling is not a mean of frames: refused with the way out.
+  auto attention = models::make_temporal_model("osnet_x0_25", options, models::TemporalPooling::kAttention);
+  attention->eval();
+  const Embedder refused(*attention, transform);
+  try {
+    refused.embed_tracklet(frames);
+    FAIL() << "attention pooling embedded as a mean";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("extract_features"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Embedder, GreyAndBgraCropsAreConvertedAndBadCropsNamed) {

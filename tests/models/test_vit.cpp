@@ -290,8 +290,9 @@ TEST(TransReID, ASmallModelLearnsAndEveryPartGetsGradients) {
     if (step == 0) {
       EXPECT_GT(model->sie_embed.grad().abs().sum().item<double>(), 0.0);
       for (const auto& p : model->named_parameters())
-        if (p.key().rfind("b2.", 0) == 0 || p.key().rfind("bottleneck_3.", 0) == 0)
-          if (p.value().requires_grad()) EXPECT_TRUE(p.value().grad().defined()) << p.key();
+        if ((p.key().rfind("b2.", 0) == 0 || p.key().rfind("bottleneck_3.", 0) == 0) && p.value().requires_grad()) {
+          EXPECT_TRUE(p.value().grad().defined()) << p.key();
+        }
       first = total.item<double>();
     }
     last = total.item<double>();

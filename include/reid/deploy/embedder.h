@@ -77,6 +77,17 @@ class Embedder {
   /// Feature of one crop, [D].
   torch::Tensor embed(const cv::Mat& crop) const;
 
+  /// Feature of a tracklet (a person's crops from one camera, in any number), [D]: the mean of
+  /// its frames' features before normalisation. For a model trained on a video set with
+  /// temporal average pooling (model.temporal_pooling avg, the default) this is the clip model's
+  /// feature of all the frames, since its neck is affine at test time; an image model's tracklet
+  /// feature is the common mean of frame features. A clip model with max or attention pooling is
+  /// a reid::Error here (its pooling is not a mean): embed its clips with extract_features().
+  torch::Tensor embed_tracklet(const std::vector<cv::Mat>& frames) const;
+
+  /// embed_tracklet() of each tracklet: [N, D].
+  torch::Tensor embed_tracklets(const std::vector<std::vector<cv::Mat>>& tracklets) const;
+
   /// The preprocessed batch embed() feeds the model: float32 [N, 3, H, W] on the CPU.
   torch::Tensor preprocess(const std::vector<cv::Mat>& crops) const;
 
@@ -98,6 +109,12 @@ class Embedder {
   TracedModel traced_;
   std::optional<torch::jit::Module> single_crop_;  // traced_ with XNNPACK convolutions
   int64_t batch_size_ = 1;
+  // Why tracklets cannot be embedded as a mean of frames (a clip model that does not average);
+  // empty when they can.
+  std::string tracklet_error_;
+
+  // Features of `crops` before normalisation.
+  torch::Tensor embed_raw(const std::vector<cv::Mat>& crops) const;
 };
 
 }  // namespace reid::deploy

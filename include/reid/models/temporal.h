@@ -52,6 +52,9 @@ class TemporalModelImpl : public ReidModelImpl {
   /// Per-frame features [N, T, D] -> [N, D].
   torch::Tensor pool(const torch::Tensor& frames);
   void adapt_state_dict(std::map<std::string, torch::Tensor>& state) const override;
+  /// How the frames' features are pooled.
+  TemporalPooling pooling() const { return pooling_; }
+
   ReidModel backbone;
 
  private:
