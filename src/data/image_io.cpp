@@ -179,11 +179,32 @@ ImageInfo read_image_info(const std::string& path, int64_t max_pixels) {
 ImageCheck check_images(const std::vector<ImageRecord>& records, int64_t max_pixels) {
   ImageCheck check;
   for (const auto& r : records) {
-    try {
-      read_image_info(r.path, max_pixels);
+    if (!r.frames) {
+      try {
+        read_image_info(r.path, max_pixels);
+        check.good.push_back(r);
+      } catch (const IOError& e) {
+        check.bad.push_back(e.what());
+      }
+      continue;
+    }
+    // A tracklet: every frame; it keeps the frames that pass (and goes when none does).
+    auto frames = std::make_shared<std::vector<std::string>>();
+    for (const auto& frame : *r.frames) {
+      try {
+        read_image_info(frame, max_pixels);
+        frames->push_back(frame);
+      } catch (const IOError& e) {
+        check.bad.push_back(e.what());
+      }
+    }
+    if (frames->size() == r.frames->size()) {
       check.good.push_back(r);
-    } catch (const IOError& e) {
-      check.bad.push_back(e.what());
+    } else if (!frames->empty()) {
+      ImageRecord kept = r;
+      kept.path = frames->front();
+      kept.frames = std::move(frames);
+      check.good.push_back(std::move(kept));
     }
   }
   return check;

@@ -133,8 +133,10 @@ int64_t check_dataset_images(DatasetSplits& splits, bool train, bool test, int64
   for (auto& part : parts) {
     ImageCheck check = check_images(*part.second, max_pixels);
     if (check.bad.empty()) continue;
-    const std::string count = std::to_string(check.bad.size()) + " of " + std::to_string(part.second->size()) + " " +
-                              part.first + " images of dataset " + splits.name;
+    std::size_t images = 0;  // a tracklet counts its frames
+    for (const auto& r : *part.second) images += r.frames ? r.frames->size() : 1;
+    const std::string count = std::to_string(check.bad.size()) + " of " + std::to_string(images) + " " + part.first +
+                              " images of dataset " + splits.name;
     std::string first;
     for (std::size_t i = 0; i < std::min<std::size_t>(3, check.bad.size()); ++i)
       first += (i ? "; " : "") + check.bad[i];

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "reid/core/error.h"
+#include "reid/data/image_io.h"
 #include "reid/data/tracklets.h"
 #include "reid/data/video_datasets.h"
 #include "support.h"
@@ -351,6 +352,31 @@ TEST(CustomVideo, FolderAndFrameLines) {
   text = message_of([&] { load_dataset("custom_video", options); });
   EXPECT_NE(text.find("train.txt:1"), std::string::npos) << text;
   EXPECT_NE(text.find("nowhere"), std::string::npos) << text;
+}
+
+TEST(CustomVideo, BadFramesFoundBeforeTrainingAndSkippedFrameByFrameWhenAsked) {
+  TempDir dir;
+  test::write_image(dir / "a/1.jpg");
+  test::write_file(dir / "a/2.jpg", "not a jpeg");
+  test::write_image(dir / "a/3.jpg");
+  test::write_file(dir / "b/1.jpg", "truncated");
+  test::write_image(dir / "c/1.jpg");
+  test::write_file(dir / "train.txt", "a 1 0\nb 2 0\nc 3 1\n");
+  DatasetOptions options;
+  options.root = dir.path().string();
+  options.custom.train_list = (dir / "train.txt").string();
+  auto splits = load_dataset("custom_video", options);
+  ASSERT_EQ(splits.train.size(), 3u);
+  const auto text = message_of([&] { check_dataset_images(splits, true, false, kDefaultMaxImagePixels, false); });
+  EXPECT_NE(text.find("a/2.jpg"), std::string::npos) << text;
+  EXPECT_NE(text.find("2 of 5 training images"), std::string::npos) << text;
+  EXPECT_EQ(check_dataset_images(splits, true, false, kDefaultMaxImagePixels, true), 2);
+  // Tracklet a keeps frames 1 and 3; b (no good frame) is left out and the labels renumbered.
+  ASSERT_EQ(splits.train.size(), 2u);
+  EXPECT_EQ(*splits.train[0].frames,
+            (std::vector<std::string>{(dir / "a/1.jpg").string(), (dir / "a/3.jpg").string()}));
+  EXPECT_EQ(splits.train[1].pid, 1);
+  EXPECT_EQ(splits.train_ids, (std::vector<int64_t>{1, 3}));
 }
 
 }  // namespace

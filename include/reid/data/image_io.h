@@ -46,13 +46,15 @@ ImageInfo read_image_info(const std::string& path, int64_t max_pixels = kDefault
 
 /// Problems found by check_images().
 struct ImageCheck {
-  /// Records that passed, in order.
+  /// Records that passed, in order (tracklets with their good frames).
   std::vector<ImageRecord> good;
   /// "path: reason" for each record that did not.
   std::vector<std::string> bad;
 };
 
-/// read_image_info() on every record (synthetic ones pass).
+/// read_image_info() on every record (synthetic ones pass); for a tracklet, on every frame: `bad`
+/// lists each bad frame, and `good` holds the tracklet with the frames that passed (none: it is
+/// left out).
 ImageCheck check_images(const std::vector<ImageRecord>& records, int64_t max_pixels = kDefaultMaxImagePixels);
 
 }  // namespace reid::data
