@@ -234,5 +234,40 @@ TEST(VideoTraining, SigintMidEpochResumesBitIdentical) {
   test::expect_same_weights(reference + "/model_final.pt", stopped + "/model_final.pt");
 }
 
+TEST(VideoSplits, TheScriptTrainsEverySplitAndAveragesThem) {
+  // A small iLIDS-VID tree: 6 persons in both cameras, 3 frames each.
+  test::TempDir dir;
+  const auto sequences = dir / "data/ilids-vid/i-LIDS-VID/sequences";
+  for (int p = 1; p <= 6; ++p)
+    for (const char* camera : {"cam1", "cam2"})
+      for (int f = 0; f < 3; ++f)
+        test::write_image(sequences / camera / ("person00" + std::to_string(p)) / ("f" + std::to_string(f) + ".png"), 64,
+                          32, static_cast<unsigned>(p * 10 + f));
+  test::write_file(dir / "ilids.yaml", "model: {name: osnet_x0_25}\n"
+                                       "data: {sources: [ilidsvid], targets: [ilidsvid], root: " +
+                                           (dir / "data").string() +
+                                           ", height: 64, width: 32, seq_len: 2, batch_size: 4, workers: 0}\n"
+                                           "sampler: {name: random}\n"
+                                           "solver: {max_epochs: 1, warmup_epochs: 0, milestones: []}\n");
+  const auto root = dir / "splits";
+  const auto r = test::run_command("REID_TRAIN=" + test::tool("reid-train") + " bash " +
+                                   (test::source_dir() / "scripts/video_splits.sh").string() + " " +
+                                   (dir / "ilids.yaml").string() + " " + root.string() + " 2");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const auto summary = test::read_file(root / "splits_summary.txt");
+  EXPECT_NE(summary.find("\n0 "), std::string::npos) << summary;
+  EXPECT_NE(summary.find("\n1 "), std::string::npos) << summary;
+  EXPECT_NE(summary.find("mean"), std::string::npos) << summary;
+  std::printf("%s", summary.c_str());
+  // The two splits test different persons: the splits file the parser wrote holds both.
+  EXPECT_TRUE(fs::exists(sequences / "libreid_splits_2x_seed0.txt"));
+  EXPECT_TRUE(fs::exists(root / "split_1/model_final.pt"));
+  // A second call trains nothing again.
+  const auto again = test::run_command("REID_TRAIN=" + test::tool("reid-train") + " bash " +
+                                       (test::source_dir() / "scripts/video_splits.sh").string() + " " +
+                                       (dir / "ilids.yaml").string() + " " + root.string() + " 2");
+  EXPECT_NE(again.out.find("split 1: done before"), std::string::npos) << again.out;
+}
+
 }  // namespace
 }  // namespace reid::engine
