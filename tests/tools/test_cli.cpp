@@ -107,6 +107,24 @@ TEST(Recipes, TheViTRecipeTrainsAFewSyntheticSteps) {
   EXPECT_EQ(log.find("nan"), std::string::npos) << log;
 }
 
+TEST(Recipes, TheMarsRecipeTrainsAClipModelOnSyntheticTracklets) {
+  test::TempDir dir;
+  const auto r = run_command(tool("reid-train") + " -c " + (test::source_dir() / "configs/tp_resnet50_mars.yaml").string() +
+                             " -o " + (dir / "run").string() +
+                             " --set data.sources=[synthetic_video] --set data.targets=[synthetic_video]"
+                             " --set data.height=64 --set data.width=32 --set data.seq_len=2"
+                             " --set data.synthetic.train_ids=4 --set data.synthetic.test_ids=2"
+                             " --set data.synthetic.cameras=2 --set data.synthetic.frames=3 --set data.synthetic.height=64"
+                             " --set data.synthetic.width=32 --set data.batch_size=8 --set data.workers=1"
+                             " --set solver.max_epochs=1 --set solver.milestones=[] --set solver.eval_period=1"
+                             " --set solver.checkpoint_period=1 --set test.batch_size=8 --threads 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string log = test::read_file(dir / "run" / "log.txt");
+  EXPECT_NE(log.find("tracklets"), std::string::npos) << log;
+  EXPECT_NE(log.find("avg pooling over time"), std::string::npos) << log;
+  EXPECT_NE(log.find("final synthetic_video"), std::string::npos) << log;
+}
+
 TEST(Recipes, TheTransReIDRecipeTrainsWithCameraIdsAndTestsCameraAgnosticToo) {
   test::TempDir dir;
   const std::string small =
