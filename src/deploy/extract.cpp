@@ -27,6 +27,22 @@ std::pair<data::RecordList, std::vector<int64_t>> all_clips(const std::vector<da
 }
 }  // namespace
 
+eval::FeatureSet labelled_features(torch::Tensor features, const std::vector<data::ImageRecord>& records) {
+  TORCH_CHECK(features.size(0) == static_cast<int64_t>(records.size()), "features of ", features.size(0),
+              " records for ", records.size(), " records");
+  eval::FeatureSet set;
+  set.features = std::move(features);
+  std::vector<int64_t> pids, camids;
+  for (const auto& r : records) {
+    pids.push_back(r.pid);
+    camids.push_back(r.camid);
+    set.paths.push_back(r.path);
+  }
+  set.pids = torch::tensor(pids, torch::kLong);
+  set.camids = torch::tensor(camids, torch::kLong);
+  return set;
+}
+
 eval::FeatureSet extract_features(models::ReidModelImpl& model, const data::RecordList& records,
                             const data::Transform& transform, const ExtractOptions& options) {
   TORCH_CHECK(options.batch_size > 0, "batch size must be positive");
@@ -40,17 +56,7 @@ eval::FeatureSet extract_features(models::ReidModelImpl& model, const data::Reco
     const int64_t n = static_cast<int64_t>(records->size());
     auto sums = torch::zeros({n, per_clip.features.size(1)}).index_add_(0, index, per_clip.features);
     const auto counts = torch::zeros({n}).index_add_(0, index, torch::ones({index.size(0)}));
-    eval::FeatureSet set;
-    set.features = sums / counts.unsqueeze(1);
-    std::vector<int64_t> pids, camids;
-    for (const auto& r : *records) {
-      pids.push_back(r.pid);
-      camids.push_back(r.camid);
-      set.paths.push_back(r.path);
-    }
-    set.pids = torch::tensor(pids, torch::kLong);
-    set.camids = torch::tensor(camids, torch::kLong);
-    return set;
+    return labelled_features(sums / counts.unsqueeze(1), *records);
   }
   const bool was_training = model.is_training();
   model.eval();

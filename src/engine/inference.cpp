@@ -33,17 +33,7 @@ eval::FeatureSet extract_features(models::ReidModelImpl& model, const data::Reco
   const auto shard = data::make_record_list(
       std::vector<data::ImageRecord>(records->begin() + begin, records->begin() + end));
   auto part = deploy::extract_features(model, shard, transform, options);
-  eval::FeatureSet set;
-  set.features = dist.gather_rows(part.features.to(dist.device())).to(torch::kCPU);
-  std::vector<int64_t> pids, camids;
-  for (const auto& r : *records) {
-    pids.push_back(r.pid);
-    camids.push_back(r.camid);
-    set.paths.push_back(r.path);
-  }
-  set.pids = torch::tensor(pids, torch::kLong);
-  set.camids = torch::tensor(camids, torch::kLong);
-  return set;
+  return deploy::labelled_features(dist.gather_rows(part.features.to(dist.device())).to(torch::kCPU), *records);
 }
 
 std::map<std::string, eval::EvalResult> evaluate_targets(models::ReidModelImpl& model,

@@ -225,7 +225,8 @@ TEST(Datasets, SeveralSourcesGetPidAndCameraOffsets) {
 
 TEST(Datasets, RegistryListsEveryDataset) {
   EXPECT_EQ(builtin_datasets().names(),
-            (std::vector<std::string>{"cuhk03", "custom", "dukemtmcreid", "market1501", "msmt17", "synthetic"}));
+            (std::vector<std::string>{"cuhk03", "custom", "custom_video", "dukemtmcreid", "dukemtmcvidreid", "ilidsvid",
+                                      "market1501", "mars", "msmt17", "prid2011", "synthetic", "synthetic_video"}));
   EXPECT_NE(error_of([] { load_dataset("market150", DatasetOptions()); }).find("did you mean 'market1501'"), std::string::npos);
 }
 

@@ -37,6 +37,10 @@ struct ExtractOptions {
   data::FrameSampling sampling = data::FrameSampling::kEvenly;
 };
 
+/// A FeatureSet of `features` ([N, D], row i of records[i]) with the records' pids, camids and
+/// paths.
+eval::FeatureSet labelled_features(torch::Tensor features, const std::vector<data::ImageRecord>& records);
+
 /// Test features of `records`: the model runs in eval mode without gradients; images go through
 /// `transform` (resize + normalise); batches are loaded by the threaded loader. Tracklet records
 /// give one feature per tracklet (a clip model's input [N, seq_len, 3, H, W]).
