@@ -178,26 +178,24 @@ ImageInfo read_image_info(const std::string& path, int64_t max_pixels) {
 
 ImageCheck check_images(const std::vector<ImageRecord>& records, int64_t max_pixels) {
   ImageCheck check;
+  const auto passes = [&](const std::string& path) {
+    try {
+      read_image_info(path, max_pixels);
+      return true;
+    } catch (const IOError& e) {
+      check.bad.push_back(e.what());
+      return false;
+    }
+  };
   for (const auto& r : records) {
     if (!r.frames) {
-      try {
-        read_image_info(r.path, max_pixels);
-        check.good.push_back(r);
-      } catch (const IOError& e) {
-        check.bad.push_back(e.what());
-      }
+      if (passes(r.path)) check.good.push_back(r);
       continue;
     }
     // A tracklet: every frame; it keeps the frames that pass (and goes when none does).
     auto frames = std::make_shared<std::vector<std::string>>();
-    for (const auto& frame : *r.frames) {
-      try {
-        read_image_info(frame, max_pixels);
-        frames->push_back(frame);
-      } catch (const IOError& e) {
-        check.bad.push_back(e.what());
-      }
-    }
+    for (const auto& frame : *r.frames)
+      if (passes(frame)) frames->push_back(frame);
     if (frames->size() == r.frames->size()) {
       check.good.push_back(r);
     } else if (!frames->empty()) {

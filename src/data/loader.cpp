@@ -87,14 +87,8 @@ Batch DataLoader::load(const std::vector<int64_t>& indices, uint64_t seed, int64
         for (int64_t f = 0; f < length; ++f) {
           Rng augment(slot_seed);
           const auto& path = (*record.frames)[static_cast<std::size_t>(clip[static_cast<std::size_t>(f)])];
-          try {
-            transform_.apply(read_image(path, options_.max_image_pixels),
-                             data + row * stride + f * (stride / length), augment);
-          } catch (const IOError&) {
-            throw;
-          } catch (const std::exception& e) {
-            throw IOError(path, std::string("cannot load the frame: ") + e.what());
-          }
+          transform_.apply(read_image(path, options_.max_image_pixels), data + row * stride + f * (stride / length),
+                           augment);
         }
       }
     } catch (const IOError&) {
