@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
+#include "reid/app/launch.h"
 #include "reid/core/runtime.h"
 #include "reid/engine/distributed.h"
 
@@ -26,7 +27,7 @@ int main(int argc, char** argv) {
   if (!job) {
     std::vector<std::string> args{std::filesystem::read_symlink("/proc/self/exe").string()};
     for (int i = 1; i < argc; ++i) args.push_back(argv[i]);
-    return reid::engine::launch_local_processes(nproc, args);
+    return reid::app::launch_local_processes(nproc, args);
   }
   reid::set_num_threads(threads);
   reid::engine::Distributed dist(*job, torch::kCPU);

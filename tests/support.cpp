@@ -138,6 +138,24 @@ std::string data_root() {
   return root ? std::string(root) : std::string();
 }
 
+const char* const kTinyTrainingConfig = R"(
+model: {name: osnet_x0_25}
+data:
+  sources: [synthetic]
+  targets: [synthetic]
+  height: 64
+  width: 32
+  synthetic: {train_ids: 8, test_ids: 4, cameras: 2, images_per_camera: 3, height: 64, width: 32}
+  transforms: [random_flip, pad_crop, random_erasing]
+  pad: 2
+  batch_size: 8
+  workers: 2
+sampler: {name: identity, num_instances: 2}
+loss: {names: [ce, triplet]}
+solver: {base_lr: 0.003, max_epochs: 3, milestones: [2], warmup_epochs: 1, eval_period: 1, checkpoint_period: 1, log_period: 1}
+test: {batch_size: 16}
+)";
+
 data::RecordList synthetic_records(int64_t first_pid, int64_t ids, int64_t cams) {
   std::vector<data::ImageRecord> records;
   for (int64_t pid = first_pid; pid < first_pid + ids; ++pid)

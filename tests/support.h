@@ -94,6 +94,10 @@ void write_image(const fs::path& path, int height = 16, int width = 8, unsigned 
 /// The real-data root from REID_DATA_ROOT, or "" when unset.
 std::string data_root();
 
+/// The tiny training run of the engine tests (OSNet x0.25 on 8 synthetic identities, 64 x 32,
+/// 3 epochs of CE + triplet, evaluated every epoch), as YAML without output_dir.
+extern const char* const kTinyTrainingConfig;
+
 /// Records of synthetic images: identities first_pid .. first_pid + ids - 1, each seen once by
 /// cameras 0 .. cams - 1 (64 x 32 pixels), in that order.
 data::RecordList synthetic_records(int64_t first_pid, int64_t ids, int64_t cams);

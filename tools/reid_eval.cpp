@@ -60,13 +60,9 @@ int main(int argc, char** argv) {
     std::cout << result.summary({1, 5, 10}) << "\n";
     if (!output.empty()) reid::utils::write_file_atomically(output, result.to_json({1, 5, 10, 20}) + "\n", "the metrics");
     if (visualize > 0) {
-      // Not a structured binding: C++17 lambdas cannot capture one (clang refuses).
-      const auto prepared = reid::eval::prepare_features(query, gallery, options);
-      const torch::Tensor &q = prepared.first, &g = prepared.second;
-      const auto files = reid::eval::write_ranked_lists(
-          [&](int64_t i) { return reid::eval::compute_distance(q.narrow(0, i, 1), g, options.metric)[0]; }, query, gallery,
-          reid::eval::worst_queries(result, visualize), visualize_dir.empty() ? "ranked_lists" : visualize_dir);
-      std::cout << files.size() << " ranked lists written" << (options.rerank ? " (plain distances)" : "") << "\n";
+      const auto files = reid::eval::write_worst_ranked_lists(query, gallery, result, options, visualize,
+                                                              visualize_dir.empty() ? "ranked_lists" : visualize_dir);
+      std::cout << files.size() << " ranked lists written" << (options.rerank ? " (re-ranked distances)" : "") << "\n";
     }
     return 0;
   });

@@ -4,10 +4,10 @@
 #include <iostream>
 
 #include "cli.h"
+#include "reid/app/test.h"
 #include "reid/core/error.h"
 #include "reid/core/logging.h"
 #include "reid/data/datasets.h"
-#include "reid/engine/inference.h"
 
 int main(int argc, char** argv) {
   return reid::tools::run_main([&]() -> int {
@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
         images.empty() ? reid::data::image_list_records(
                              list, root.empty() ? std::filesystem::path(list).parent_path().string() : root)
                        : reid::data::image_folder_records(images));
-    const auto set = reid::engine::extract(config, weights, records, config.output_dir, name);
+    const auto set = reid::app::extract(config, weights, records, config.output_dir, name);
     reid::logger().info("{} features of width {} written to {}/{}_*.npy", set.size(), set.features.size(1),
                         config.output_dir, name);
     return 0;

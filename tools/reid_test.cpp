@@ -3,7 +3,7 @@
 #include <iostream>
 
 #include "cli.h"
-#include "reid/engine/inference.h"
+#include "reid/app/test.h"
 
 int main(int argc, char** argv) {
   return reid::tools::run_main([&]() -> int {
@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
     if (!weights.empty()) options.overrides.push_back("test.weights=" + weights);
     const reid::Config config = reid::tools::load_config(options);
     if (reid::tools::prepare_run(config, options, "reid-test", "config_test.yaml")) return 0;
-    const auto results = reid::engine::test(config);
+    const auto results = reid::app::test(config);
     for (const auto& r : results) std::cout << r.first << ": " << r.second.summary(config.test.ranks) << "\n";
     return 0;
   });

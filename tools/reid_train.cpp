@@ -6,9 +6,10 @@
 #include <filesystem>
 
 #include "cli.h"
+#include "reid/app/launch.h"
+#include "reid/app/train.h"
 #include "reid/core/error.h"
 #include "reid/core/logging.h"
-#include "reid/engine/run.h"
 
 namespace {
 
@@ -52,8 +53,8 @@ int main(int argc, char** argv) {
     // Before anything is written into the folder (the log included): refuse to mix two runs,
     // and refuse a resume the checkpoint cannot support.
     if (rank == 0) {
-      reid::engine::prepare_run_folder(config.output_dir, resume, overwrite);
-      if (resume) reid::engine::check_resume(config);
+      reid::app::prepare_run_folder(config.output_dir, resume, overwrite);
+      if (resume) reid::app::check_resume(config);
     }
     if (nproc > 1) {
       if (job && job->world_size > 1)
@@ -61,16 +62,16 @@ int main(int argc, char** argv) {
                                                         std::to_string(job->world_size) +
                                                         "-process job (WORLD_SIZE is set): start it without --nproc-per-node");
       reid::engine::check_batch_split(config, nproc);
-      return reid::engine::launch_local_processes(nproc, rank_command_line(argc, argv),
+      return reid::app::launch_local_processes(nproc, rank_command_line(argc, argv),
                                                   std::chrono::seconds(config.distributed.timeout));
     }
     if (reid::tools::prepare_run(config, options, "reid-train", "", rank)) return 0;
     reid::engine::install_signal_handlers();
-    reid::engine::TrainSetup setup;
+    reid::app::TrainSetup setup;
     setup.resume = resume;
     setup.overwrite = overwrite;
     setup.distributed = job;
-    const auto result = reid::engine::train(config, setup);
+    const auto result = reid::app::train(config, setup);
     if (result.interrupted) return 128 + (reid::engine::stop_signal() ? reid::engine::stop_signal() : SIGINT);
     for (const auto& r : result.results)
       reid::logger().info("final {}: {}", r.first, r.second.summary(config.test.ranks));

@@ -1,13 +1,13 @@
 // Registers a loss term of its own, the contrastive loss (Hadsell, Chopra and LeCun, CVPR
 // 2006), and trains OSNet with it next to the identity loss through LibReID's loop
-// (engine::train) on the built-in synthetic pedestrians: what a researcher does to try a new
+// (app::train) on the built-in synthetic pedestrians: what a researcher does to try a new
 // objective with the library's models, data, evaluation and checkpoints unchanged.
 //
 //   custom_loss [output_dir] [epochs]
 #include <iostream>
 
 #include <reid/config/loader.h>
-#include <reid/engine/run.h>
+#include <reid/app/train.h>
 #include <reid/losses/term.h>
 #include <reid/losses/triplet.h>
 #include <torch/torch.h>
@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
              "solver.base_lr=0.003", "solver.max_epochs=" + epochs, "solver.milestones=[]", "solver.log_period=10",
              "test.batch_size=64", "test.metric=cosine", "output_dir=" + output});
 
-    reid::engine::TrainSetup setup;
+    reid::app::TrainSetup setup;
     // The term's own parameters are the builder's captures; LossSetOptions gives what the
     // library knows (identities, the model's embeddings) for terms that need it.
     const double margin = 1.0, weight = 1.0;
@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
       term->set_weight(weight);
       return term;
     });
-    const auto result = reid::engine::train(config, setup);
+    const auto result = reid::app::train(config, setup);
     for (const auto& r : result.results)
       std::cout << "osnet_x0_25 with ce + contrastive on " << r.first << ": rank-1 " << 100.0 * r.second.cmc[0]
                 << "%, mAP " << 100.0 * r.second.mAP << "%\n";

@@ -1,4 +1,4 @@
-// Registers a backbone of its own and trains it through LibReID's loop (engine::train) on the
+// Registers a backbone of its own and trains it through LibReID's loop (app::train) on the
 // built-in synthetic pedestrians: what a researcher does to try a new architecture with the
 // library's data, losses, evaluation, checkpoints and multi-process training unchanged.
 //
@@ -6,7 +6,7 @@
 #include <iostream>
 
 #include <reid/config/loader.h>
-#include <reid/engine/run.h>
+#include <reid/app/train.h>
 #include <reid/models/model.h>
 #include <reid/models/norm.h>
 #include <torch/torch.h>
@@ -46,12 +46,12 @@ int main(int argc, char** argv) {
              "solver.base_lr=0.003", "solver.max_epochs=" + epochs, "solver.milestones=[]", "solver.log_period=10",
              "test.batch_size=64", "output_dir=" + output});
 
-    reid::engine::TrainSetup setup;
+    reid::app::TrainSetup setup;
     setup.registries.models.add("tiny_net", [](const reid::models::ModelOptions& o) -> reid::models::ReidModel {
       return std::make_shared<TinyNetImpl>(o);
     });
     setup.distributed = reid::engine::distributed_options_from_environment();  // torchrun-style launch works too
-    const auto result = reid::engine::train(config, setup);
+    const auto result = reid::app::train(config, setup);
     for (const auto& r : result.results)
       std::cout << "tiny_net on " << r.first << ": rank-1 " << 100.0 * r.second.cmc[0] << "%, mAP "
                 << 100.0 * r.second.mAP << "%\n";

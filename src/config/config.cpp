@@ -8,7 +8,6 @@
 #include "reid/core/error.h"
 #include "reid/data/sampler.h"
 #include "reid/data/transforms.h"
-#include "reid/engine/optim.h"
 #include "reid/models/heads.h"
 #include "reid/models/temporal.h"
 #include "reid/utils/strings.h"
@@ -133,7 +132,8 @@ void validate_data(const DataConfig& d, const SamplerConfig& s) {
   require_at_least("data.video.split_seed", vd.split_seed, 0);
   require_range("data.video.min_frames", vd.min_frames, 0, 100000);
 
-  require_choice("sampler.name", s.name, data::builtin_samplers().names());
+  // sampler.name is a name of the run's sampler registry, checked with the other registered
+  // names (engine::check_names).
   require_range("sampler.num_instances", s.num_instances, 1, 4096);
   if (s.name != "random") {
     require(d.batch_size % s.num_instances == 0, "data.batch_size",
@@ -173,14 +173,14 @@ void validate_loss(const LossConfig& l, const SamplerConfig& s) {
 }
 
 void validate_solver(const SolverConfig& s) {
-  require_choice("solver.optimizer", s.optimizer, engine::builtin_optimizers().names());
+  // solver.optimizer and solver.scheduler are names of the engine's registries, checked with
+  // the other registered names (engine::check_names).
   require_positive("solver.base_lr", s.base_lr);
   require_at_least("solver.weight_decay", s.weight_decay, 0.0);
   require_positive("solver.bias_lr_factor", s.bias_lr_factor);
   require_range("solver.momentum", s.momentum, 0.0, 1.0);
   require_range("solver.adam_beta1", s.adam_beta1, 0.0, 0.999999);
   require_range("solver.adam_beta2", s.adam_beta2, 0.0, 0.999999);
-  require_choice("solver.scheduler", s.scheduler, engine::builtin_schedulers().names());
   for (std::size_t i = 0; i < s.milestones.size(); ++i) {
     const std::string key = "solver.milestones[" + std::to_string(i) + "]";
     require_at_least(key, s.milestones[i], 1);
@@ -202,7 +202,7 @@ void validate_solver(const SolverConfig& s) {
   require_choice("solver.precision", s.precision, {"float32", "float64"});
   require_choice("solver.amp_dtype", s.amp_dtype, {"bfloat16", "float16"});
   require_at_least("solver.eval_period", s.eval_period, 0);
-  require_choice("solver.best_metric", s.best_metric, {"rank1", "map", "minp"});
+  // solver.best_metric is a name of the run's metric registry (engine::check_names).
   require_at_least("solver.checkpoint_period", s.checkpoint_period, 0);
   require_at_least("solver.log_period", s.log_period, 1);
 }

@@ -2,6 +2,7 @@
 
 #include <sched.h>
 
+#include <chrono>
 #include <sstream>
 #include <thread>
 
@@ -22,6 +23,10 @@ std::uint64_t mix_seed(std::uint64_t seed, std::uint64_t stream) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
   return z ^ (z >> 31);
+}
+
+double monotonic_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 int available_cores() {

@@ -10,9 +10,11 @@
 #include <torch/torch.h>
 
 #include "reid/config/loader.h"
+#include "reid/config/options.h"
 #include "reid/core/error.h"
 #include "reid/deploy/export.h"
-#include "reid/engine/builders.h"
+#include "reid/deploy/extract.h"
+#include "reid/deploy/model.h"
 #include "reid/models/temporal.h"
 
 namespace fs = std::filesystem;
@@ -66,24 +68,19 @@ data::Transform test_time(data::TransformOptions options) {
 }  // namespace
 
 Embedder Embedder::from_run(const std::string& run_dir, const EmbedderOptions& options,
-                            const engine::Registries& registries) {
+                            const models::ModelRegistry& models) {
   const fs::path dir(run_dir);
   const fs::path config_path = dir / "config.yaml";
   if (!fs::is_regular_file(config_path))
     throw IOError(run_dir, "is not a training run's output folder (no config.yaml)");
-  std::string weights;
-  for (const char* name : {"model_best.pt", "model_final.pt"})
-    if (fs::is_regular_file(dir / name)) {
-      weights = (dir / name).string();
-      break;
-    }
+  const std::string weights = trained_weights(run_dir);
   if (weights.empty()) throw IOError(run_dir, "holds no trained weights (model_best.pt or model_final.pt)");
-  return Embedder(config::load_config(config_path.string()), weights, options, registries);
+  return Embedder(config::load_config(config_path.string()), weights, options, models);
 }
 
 Embedder::Embedder(const Config& config, const std::string& weights, const EmbedderOptions& options,
-                   const engine::Registries& registries)
-    : Embedder(*load_for_tracing(config, weights, registries), engine::transform_options(config, /*train=*/false), options) {}
+                   const models::ModelRegistry& models)
+    : Embedder(*load_for_tracing(config, weights, models), config::transform_options(config, /*train=*/false), options) {}
 
 Embedder::Embedder(models::ReidModelImpl& model, const data::TransformOptions& transform,
                    const EmbedderOptions& options)
@@ -147,11 +144,7 @@ torch::Tensor Embedder::embed_tracklets(const std::vector<std::vector<cv::Mat>>&
     }
   }
   if (frames.empty()) return torch::empty({0, feature_dim()});
-  const auto per_frame = embed_raw(frames);
-  const auto index = torch::tensor(owner, torch::kLong);
-  const auto n = static_cast<int64_t>(tracklets.size());
-  auto f = torch::zeros({n, per_frame.size(1)}).index_add_(0, index, per_frame) /
-           torch::zeros({n, 1}).index_add_(0, index, torch::ones({index.size(0), 1}));
+  auto f = mean_by_owner(embed_raw(frames), owner, static_cast<int64_t>(tracklets.size()));
   if (options_.normalize) f = f / f.norm(2, 1, /*keepdim=*/true).clamp_min(1e-12);
   return f;
 }
@@ -169,23 +162,18 @@ torch::Tensor Embedder::embed_raw(const std::vector<cv::Mat>& crops) const {
   std::vector<torch::Tensor> features;
   for (int64_t start = 0; start < images.size(0); start += batch_size_) {
     auto x = images.narrow(0, start, std::min(batch_size_, images.size(0) - start));
-    if (options_.flip) x = torch::cat({x, x.flip({3})});
     x = x.to(options_.device, options_.dtype, /*non_blocking=*/false);
     if (options_.channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
-    torch::Tensor f;
-    if (single_crop_ && x.size(0) == 1) {
-      // On this thread: XNNPACK's own thread pool would fight LibTorch's OpenMP threads.
-      caffe2::_NoPThreadPoolGuard inline_xnnpack;
-      auto single = *single_crop_;  // a handle: forward() is not const
-      f = single.forward({x}).toTensor();
-    } else {
-      f = module.forward({x}).toTensor().to(torch::kFloat);
-    }
-    if (options_.flip) {
-      const int64_t half = f.size(0) / 2;
-      f = (f.narrow(0, 0, half) + f.narrow(0, half, half)) / 2.0;
-    }
-    features.push_back(f.to(torch::kCPU));
+    const auto forward = [&](const torch::Tensor& batch) {
+      if (single_crop_ && batch.size(0) == 1) {
+        // On this thread: XNNPACK's own thread pool would fight LibTorch's OpenMP threads.
+        caffe2::_NoPThreadPoolGuard inline_xnnpack;
+        auto single = *single_crop_;  // a handle: forward() is not const
+        return single.forward({batch}).toTensor().to(torch::kFloat);
+      }
+      return module.forward({batch}).toTensor().to(torch::kFloat);
+    };
+    features.push_back(flip_averaged(forward, x, options_.flip).to(torch::kCPU));
   }
   return torch::cat(features);
 }

@@ -3,12 +3,12 @@
 #include <filesystem>
 #include <sstream>
 
+#include "reid/config/options.h"
 #include "reid/core/error.h"
 #include "reid/core/logging.h"
 #include "reid/core/version.h"
+#include "reid/deploy/model.h"
 #include "reid/deploy/onnx.h"
-#include "reid/engine/builders.h"
-#include "reid/engine/inference.h"
 
 namespace reid::deploy {
 namespace {
@@ -48,16 +48,16 @@ void check_output_paths(const std::string& weights, const ExportOptions& options
 }  // namespace
 
 models::ReidModel load_for_tracing(const Config& config, const std::string& weights,
-                                   const engine::Registries& registries) {
+                                   const models::ModelRegistry& models) {
   Config cpu = config;
   cpu.device = "cpu";
   cpu.solver.channels_last = false;
   cpu.solver.precision = "float32";
-  return engine::load_model_for_inference(cpu, weights, registries);
+  return load_model_for_inference(cpu, weights, models);
 }
 
 std::map<std::string, std::string> preprocessing_metadata(const Config& config, int64_t feature_dim) {
-  const auto transform = engine::transform_options(config, /*train=*/false);
+  const auto transform = config::transform_options(config, /*train=*/false);
   return {
       {"reid.model", config.model.name},
       {"reid.libreid_version", version()},
@@ -78,11 +78,11 @@ std::map<std::string, std::string> preprocessing_metadata(const Config& config, 
 }
 
 TracedModel export_model(const Config& config, const std::string& weights, const ExportOptions& options,
-                         const engine::Registries& registries) {
+                         const models::ModelRegistry& models) {
   if (options.onnx.empty() && options.torchscript.empty()) throw Error("nothing to export: give an ONNX or TorchScript path");
   check_output_paths(weights, options);
-  auto model = load_for_tracing(config, weights, registries);
-  const auto transform = engine::transform_options(config, /*train=*/false);
+  auto model = load_for_tracing(config, weights, models);
+  const auto transform = config::transform_options(config, /*train=*/false);
   TraceOptions trace;
   trace.height = transform.height;
   trace.width = transform.width;

@@ -27,6 +27,22 @@ std::pair<data::RecordList, std::vector<int64_t>> all_clips(const std::vector<da
 }
 }  // namespace
 
+torch::Tensor flip_averaged(const std::function<torch::Tensor(const torch::Tensor&)>& forward,
+                            const torch::Tensor& images, bool flip) {
+  auto f = forward(images);
+  if (flip) f = (f + forward(images.flip({-1}))) / 2.0;
+  return f;
+}
+
+torch::Tensor mean_by_owner(const torch::Tensor& features, const std::vector<int64_t>& owner, int64_t groups) {
+  TORCH_CHECK(features.size(0) == static_cast<int64_t>(owner.size()), features.size(0), " rows for ", owner.size(),
+              " owners");
+  const auto index = torch::tensor(owner, torch::kLong);
+  const auto sums = torch::zeros({groups, features.size(1)}, features.options()).index_add_(0, index, features);
+  const auto counts = torch::zeros({groups}, features.options()).index_add_(0, index, torch::ones({index.size(0)}, features.options()));
+  return sums / counts.unsqueeze(1);
+}
+
 eval::FeatureSet labelled_features(torch::Tensor features, const std::vector<data::ImageRecord>& records) {
   TORCH_CHECK(features.size(0) == static_cast<int64_t>(records.size()), "features of ", features.size(0),
               " records for ", records.size(), " records");
@@ -51,12 +67,8 @@ eval::FeatureSet extract_features(models::ReidModelImpl& model, const data::Reco
     auto [clips, owner] = all_clips(*records, options.seq_len);
     auto clip_options = options;
     clip_options.sampling = data::FrameSampling::kEvenly;  // a clip of exactly seq_len frames: all of them
-    auto per_clip = extract_features(model, clips, transform, clip_options);
-    const auto index = torch::tensor(owner, torch::kLong);
-    const int64_t n = static_cast<int64_t>(records->size());
-    auto sums = torch::zeros({n, per_clip.features.size(1)}).index_add_(0, index, per_clip.features);
-    const auto counts = torch::zeros({n}).index_add_(0, index, torch::ones({index.size(0)}));
-    return labelled_features(sums / counts.unsqueeze(1), *records);
+    const auto per_clip = extract_features(model, clips, transform, clip_options);
+    return labelled_features(mean_by_owner(per_clip.features, owner, static_cast<int64_t>(records->size())), *records);
   }
   const bool was_training = model.is_training();
   model.eval();
@@ -85,8 +97,8 @@ eval::FeatureSet extract_features(models::ReidModelImpl& model, const data::Reco
       auto images = batch->images.to(options.device, options.dtype, /*non_blocking=*/true);
       if (options.channels_last && images.dim() == 4) images = images.contiguous(at::MemoryFormat::ChannelsLast);
       const auto cameras = options.camera_ids ? batch->camids.to(options.device) : torch::Tensor();
-      auto f = model.forward(images, {}, cameras).feature;
-      if (options.flip) f = (f + model.forward(images.flip({-1}), {}, cameras).feature) / 2.0;
+      const auto f = flip_averaged([&](const torch::Tensor& x) { return model.forward(x, {}, cameras).feature; },
+                                   images, options.flip);
       features.push_back(f.to(torch::kCPU, torch::kFloat));
       for (int64_t index : batch->indices) {
         const auto& record = (*records)[static_cast<std::size_t>(index)];

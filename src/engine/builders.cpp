@@ -6,18 +6,8 @@
 #include "reid/core/logging.h"
 #include "reid/core/runtime.h"
 #include "reid/data/tracklets.h"
-#include "reid/models/temporal.h"
-#include "reid/models/weights.h"
 
 namespace reid::engine {
-namespace {
-
-std::array<float, 3> rgb(const std::vector<double>& v) {
-  return {static_cast<float>(v.at(0)), static_cast<float>(v.at(1)), static_cast<float>(v.at(2))};
-}
-
-}  // namespace
-
 void check_names(const Config& config, const Registries& registries, bool training) {
   auto check = [](const auto& registry, const std::string& key, const std::string& name) {
     if (!registry.contains(name)) throw ConfigError(key, registry.unknown_message(name));
@@ -30,121 +20,10 @@ void check_names(const Config& config, const Registries& registries, bool traini
   if (!training) return;
   check_list(registries.datasets, "data.sources", config.data.sources);
   check_list(registries.losses, "loss.names", config.loss.names);
-}
-
-data::DatasetOptions dataset_options(const Config& config) {
-  const auto& d = config.data;
-  data::DatasetOptions o;
-  o.root = d.root;
-  o.combine_all = d.combine_all;
-  o.cuhk03 = {d.cuhk03.labeled, d.cuhk03.classic_split, d.cuhk03.split_id};
-  o.custom = {d.custom.image_root, d.custom.train_list, d.custom.query_list, d.custom.gallery_list};
-  const auto& s = d.synthetic;
-  o.synthetic = {s.train_ids, s.test_ids,  s.cameras, s.images_per_camera, s.height, s.width,
-                 s.seed,      s.tracklets_per_camera, s.frames};
-  const auto& v = d.video;
-  o.video = {v.split_id, v.num_splits, v.split_seed, v.splits_file, v.min_frames};
-  return o;
-}
-
-data::TransformOptions transform_options(const Config& config, bool train) {
-  const auto& d = config.data;
-  data::TransformOptions o;
-  o.height = d.height;
-  o.width = d.width;
-  o.mean = rgb(d.mean);
-  o.std = rgb(d.std);
-  if (!train) return o;
-  for (const auto& name : d.transforms) o.augments.push_back(data::parse_augment(name));
-  o.flip_prob = d.flip_prob;
-  o.pad = d.pad;
-  o.color_jitter = {d.color_jitter.prob, d.color_jitter.brightness, d.color_jitter.contrast, d.color_jitter.saturation,
-                    d.color_jitter.hue};
-  o.erasing.prob = d.erasing.prob;
-  o.erasing.min_area = d.erasing.min_area;
-  o.erasing.max_area = d.erasing.max_area;
-  o.erasing.min_aspect = d.erasing.min_aspect;
-  o.erasing.value = rgb(d.erasing.value);
-  return o;
-}
-
-models::ModelOptions model_options(const Config& config, int64_t num_classes, int64_t cameras) {
-  const auto& m = config.model;
-  return models::ModelOptions()
-      .last_stride(m.last_stride)
-      .streams(m.streams)
-      .feature_dim(m.feature_dim)
-      .height(config.data.height)
-      .width(config.data.width)
-      .patch_stride(m.patch_stride)
-      .drop_path(m.drop_path)
-      .cameras(m.sie ? cameras : 0)
-      .sie_coefficient(m.sie_coefficient)
-      .jpm(m.jpm)
-      .jpm_shift(m.jpm_shift)
-      .jpm_shuffle_groups(m.jpm_shuffle_groups)
-      .jpm_groups(m.jpm_groups)
-      .head(models::HeadOptions()
-                .num_classes(num_classes)
-                .pooling(models::parse_pooling(m.pooling))
-                .gem_p(m.gem_p)
-                .neck(models::parse_neck(m.neck))
-                .neck_feat(models::parse_neck_feat(m.neck_feat))
-                .classifier(models::parse_classifier(m.classifier))
-                .scale(m.scale)
-                .margin(m.margin)
-                .subcenters(m.subcenters));
-}
-
-torch::ScalarType model_dtype(const Config& config) {
-  return config.solver.precision == "float64" ? torch::kDouble : torch::kFloat;
-}
-
-models::ReidModel build_model(const Config& config, int64_t num_classes, const torch::Device& device,
-                              const models::ModelRegistry& models, int64_t cameras, bool video) {
-  if (!models.contains(config.model.name))
-    throw ConfigError("model.name", models.unknown_message(config.model.name));
-  if (config.model.sie && cameras <= 0)
-    throw ConfigError("model.sie", "the camera embedding needs the number of cameras (the training set's)");
-  const auto options = model_options(config, num_classes, cameras);
-  models::ReidModel model =
-      video ? models::make_temporal_model(config.model.name, options,
-                                          models::parse_temporal_pooling(config.model.temporal_pooling), models)
-            : models.create(config.model.name, options);
-  if (!config.model.pretrained.empty())
-    models::load_weights(*model, config.model.pretrained, config.model.pretrained_strict);
-  model->to(device);
-  const auto dtype = model_dtype(config);
-  if (dtype != torch::kFloat) {
-    // Module::to(dtype) would also convert integer buffers (num_batches_tracked).
-    torch::NoGradGuard no_grad;
-    for (auto& p : model->parameters())
-      if (p.is_floating_point()) p.set_data(p.to(dtype));
-    for (auto& b : model->buffers())
-      if (b.is_floating_point()) b.set_data(b.to(dtype));
-  }
-  return model;
-}
-
-losses::LossSetOptions loss_options(const Config& config, int64_t num_classes, int64_t feature_dim,
-                                    const std::vector<models::NamedWidth>& embeddings) {
-  const auto& l = config.loss;
-  return losses::LossSetOptions()
-      .names(l.names)
-      .ce_weight(l.ce.weight)
-      .ce_epsilon(l.ce.epsilon)
-      .triplet_weight(l.triplet.weight)
-      .triplet(losses::TripletOptions()
-                   .margin(l.triplet.margin)
-                   .metric(eval::parse_metric(l.triplet.metric))
-                   .normalize(l.triplet.normalize))
-      .center_weight(l.center.weight)
-      .center_lr(l.center.lr)
-      .wrt_weight(l.wrt.weight)
-      .wrt(losses::WrtOptions().metric(eval::parse_metric(l.wrt.metric)).normalize(l.wrt.normalize))
-      .num_classes(num_classes)
-      .feature_dim(feature_dim)
-      .embeddings(embeddings);
+  check(registries.samplers, "sampler.name", config.sampler.name);
+  check(registries.optimizers, "solver.optimizer", config.solver.optimizer);
+  check(registries.schedulers, "solver.scheduler", config.solver.scheduler);
+  check(registries.metrics, "solver.best_metric", config.solver.best_metric);
 }
 
 OptimizerOptions optimizer_options(const Config& config) {
@@ -186,7 +65,7 @@ TrainerOptions trainer_options(const Config& config) {
       .grad_clip(s.grad_clip)
       .amp(s.amp)
       .amp_dtype(s.amp_dtype == "float16" ? torch::kHalf : torch::kBFloat16)
-      .dtype(model_dtype(config))
+      .dtype(config::model_dtype(config))
       .channels_last(s.channels_last)
       .log_period(s.log_period)
       .seed(static_cast<uint64_t>(config.seed))
@@ -207,36 +86,21 @@ std::vector<AuxiliaryOptimizer> auxiliary_optimizers(losses::LossSetImpl& loss) 
   return out;
 }
 
-eval::RetrievalOptions retrieval_options(const Config& config, const std::string& dataset) {
-  const auto& t = config.test;
-  eval::RetrievalOptions o;
-  o.metric = eval::parse_metric(t.metric);
-  o.normalize = t.normalize;
-  o.query_expansion = t.query_expansion;
-  o.rerank = t.rerank;
-  o.rerank_options = {t.rerank_k1, t.rerank_k2, t.rerank_lambda};
-  o.cuhk03_single_shot = dataset == "cuhk03" && config.data.cuhk03.classic_split;
-  o.seed = static_cast<uint64_t>(config.seed);
-  o.eval.max_rank = t.max_rank;
-  o.eval.roc = t.roc;
-  return o;
-}
-
 EvaluationOptions evaluation_options(const Config& config, const torch::Device& device) {
   const auto& t = config.test;
   EvaluationOptions o;
-  o.transform = transform_options(config, false);
+  o.transform = config::transform_options(config, false);
   o.extract.batch_size = t.batch_size;
-  o.extract.workers = loader_workers(config, device.is_cuda());
+  o.extract.workers = config::loader_workers(config, device.is_cuda());
   o.extract.flip = t.flip;
   o.extract.seq_len = config.data.seq_len;
   o.extract.sampling = data::parse_frame_sampling(config.data.test_sampling);
   o.extract.camera_ids = t.camera_ids;
   o.extract.device = device;
   o.extract.channels_last = config.solver.channels_last;
-  o.extract.dtype = model_dtype(config);
+  o.extract.dtype = config::model_dtype(config);
   o.extract.max_image_pixels = config.data.max_image_pixels;
-  o.retrieval = retrieval_options(config, "");
+  o.retrieval = config::retrieval_options(config, "");
   if (config.data.cuhk03.classic_split) o.single_gallery_shot.push_back("cuhk03");
   o.ranks = t.ranks;
   o.save_features = t.save_features;
@@ -303,30 +167,16 @@ void configure_backends(const Config& config, const torch::Device& device) {
   context.setDeterministicAlgorithms(deterministic, /*warn_only=*/false);
 }
 
-int loader_workers(const Config& config, bool cuda) {
-  if (config.data.workers >= 0) return config.data.workers;
-  const int cores = available_cores();
-  return cuda ? std::clamp(cores - 2, 1, 12) : std::max(1, cores / 4);
-}
-
-data::LoaderOptions loader_options(const Config& config, bool cuda) {
-  data::LoaderOptions o;
-  o.workers = loader_workers(config, cuda);
-  o.prefetch = config.data.prefetch;
-  o.pin_memory = cuda;
-  o.skip_bad_images = config.data.skip_bad_images;
-  o.max_image_pixels = config.data.max_image_pixels;
-  o.seq_len = config.data.seq_len;
-  o.sampling = data::parse_frame_sampling(config.data.train_sampling);
-  return o;
-}
-
-std::unique_ptr<data::Sampler> build_sampler(const Config& config, const data::RecordList& records, int world_size) {
+std::unique_ptr<data::Sampler> build_sampler(const Config& config, const data::RecordList& records, int world_size,
+                                             const data::SamplerRegistry& registry) {
   check_batch_split(config, world_size);
+  if (!registry.contains(config.sampler.name))
+    throw ConfigError("sampler.name", registry.unknown_message(config.sampler.name));
   std::unique_ptr<data::Sampler> sampler;
   try {
-    sampler = data::make_sampler(config.sampler.name, records, config.data.batch_size, config.sampler.num_instances,
-                                 config.sampler.drop_last, static_cast<uint64_t>(config.seed));
+    sampler = registry.create(config.sampler.name, records,
+                              data::SamplerOptions{config.data.batch_size, config.sampler.num_instances,
+                                                   config.sampler.drop_last, static_cast<uint64_t>(config.seed)});
   } catch (const ConfigError&) {
     throw;
   } catch (const Error& e) {
@@ -363,7 +213,7 @@ std::vector<data::DatasetSplits> load_datasets(const Config& config, bool source
   const auto& names = sources ? config.data.sources : config.data.targets;
   const char* key = sources ? "data.sources" : "data.targets";
   std::vector<data::DatasetSplits> out;
-  const auto options = dataset_options(config);
+  const auto options = config::dataset_options(config);
   for (const auto& name : names) {
     if (!registry.contains(name)) throw ConfigError(key, registry.unknown_message(name));
     out.push_back(data::load_dataset(name, options, registry));

@@ -7,24 +7,13 @@
 #include <torch/torch.h>
 
 #include "reid/core/logging.h"
+#include "reid/core/runtime.h"
 #include "reid/models/weights.h"
 #include "reid/utils/strings.h"
 
 namespace fs = std::filesystem;
 
 namespace reid::engine {
-namespace {
-
-double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-double select_metric(const std::string& name, const eval::EvalResult& r) {
-  if (name == "map") return r.mAP;
-  if (name == "minp") return r.mINP;
-  return r.cmc.at(0);
-}
-
-}  // namespace
-
 // ---- logging ------------------------------------------------------------------------------------
 
 bool triplet_collapsed(const std::vector<std::pair<std::string, double>>& epoch_means, double margin) {
@@ -44,7 +33,7 @@ void LoggingHook::before_train(Trainer& trainer) { trainer.take_wait_seconds(); 
 void LoggingHook::before_epoch(Trainer& trainer) {
   // The previous epoch's metrics row is complete (its evaluation, if any, has been recorded).
   if (recorder_) recorder_->flush();
-  window_start_ = now();
+  window_start_ = monotonic_seconds();
   window_images_ = last_images_ = 0;
   data_wait_ = comm_wait_ = epoch_data_wait_ = epoch_comm_wait_ = 0.0;
 }
@@ -62,7 +51,7 @@ void LoggingHook::after_step(Trainer& trainer) {
 
   auto& dist = trainer.dist();
   const auto values = trainer.meter().take_window(dist);  // collective
-  const double elapsed = std::max(now() - window_start_, 1e-9);
+  const double elapsed = std::max(monotonic_seconds() - window_start_, 1e-9);
   IterationStats stats;
   stats.epoch = trainer.epoch() + 1;
   stats.iteration = trainer.state().iteration;
@@ -91,7 +80,7 @@ void LoggingHook::after_step(Trainer& trainer) {
     if (recorder_) recorder_->iteration(stats);
     if (callbacks_.on_iteration) callbacks_.on_iteration(stats);
   }
-  window_start_ = now();
+  window_start_ = monotonic_seconds();
   window_images_ = 0;
   data_wait_ = comm_wait_ = 0.0;
 }
@@ -204,7 +193,7 @@ void EvaluationHook::after_epoch(Trainer& trainer) {
   trainer.with_consistent_buffers([&] {
     results_ = evaluate_targets(trainer.model(), targets_, evaluation_, "", &dist);
     // Only the main rank has metrics; every rank keeps the same best-model state.
-    auto metric = torch::full({1}, dist.is_main() ? select_metric(options_.best_metric, results_.at(targets_.front().name))
+    auto metric = torch::full({1}, dist.is_main() ? options_.metrics.create(options_.best_metric, results_.at(targets_.front().name))
                                                   : 0.0,
                               torch::TensorOptions().dtype(torch::kDouble).device(dist.device()));
     dist.broadcast({metric});

@@ -55,8 +55,7 @@ const OptimizerRegistry& builtin_optimizers() {
 }
 
 Optimizer build_optimizer(const torch::nn::Module& module, const OptimizerOptions& o,
-                          const std::vector<torch::Tensor>& exclude) {
-  const auto& optimizers = builtin_optimizers();
+                          const std::vector<torch::Tensor>& exclude, const OptimizerRegistry& optimizers) {
   if (!optimizers.contains(o.name)) throw ConfigError("solver.optimizer", optimizers.unknown_message(o.name));
   const OptimizerKind kind = optimizers.create(o.name);
   std::set<const void*> excluded;
@@ -114,8 +113,7 @@ const SchedulerRegistry& builtin_schedulers() {
   return registry;
 }
 
-double lr_factor(const ScheduleOptions& o, int epoch) {
-  const auto& schedules = builtin_schedulers();
+double lr_factor(const ScheduleOptions& o, int epoch, const SchedulerRegistry& schedules) {
   if (!schedules.contains(o.name)) throw ConfigError("solver.scheduler", schedules.unknown_message(o.name));
   double factor = schedules.create(o.name, o, epoch);
   if (epoch < o.warmup_epochs) {

@@ -25,7 +25,6 @@ extern "C" void on_signal(int signal) {
   std::signal(signal, SIG_DFL);  // a second signal ends the process the usual way
 }
 
-double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 // One data-parallel rank's part of a global batch: whole groups of `group` consecutive indices
 // (an identity's K images), in equal shares. A last short batch (random sampler without
@@ -130,7 +129,8 @@ Trainer::Trainer(TrainerOptions options, TrainComponents components, Distributed
       loss_(std::move(components.loss)),
       optimizer_(std::move(components.optimizer)),
       auxiliary_(std::move(components.auxiliary)),
-      sampler_(std::move(components.sampler)) {
+      sampler_(std::move(components.sampler)),
+      records_(components.records) {
   TORCH_CHECK(model_ && loss_ && optimizer_.optimizer && sampler_, "the Trainer needs a model, a loss, an optimizer "
                                                                    "and a sampler");
   TORCH_CHECK(components.records && !components.records->empty(), "the Trainer needs training records");
@@ -169,7 +169,7 @@ Trainer::~Trainer() = default;
 
 void Trainer::add_hook(std::shared_ptr<TrainHook> hook) { hooks_.push_back(std::move(hook)); }
 
-double Trainer::epoch_seconds() const { return now() - epoch_start_; }
+double Trainer::epoch_seconds() const { return monotonic_seconds() - epoch_start_; }
 
 std::pair<double, double> Trainer::take_wait_seconds() {
   const double data = data_wait_;
@@ -289,7 +289,7 @@ void Trainer::keep_last_good_state(int64_t start_iteration) {
 }
 
 void Trainer::begin_epoch() {
-  optimizer_.set_lr_factor(lr_factor(options_.schedule(), static_cast<int>(epoch_)));
+  optimizer_.set_lr_factor(lr_factor(options_.schedule(), static_cast<int>(epoch_), options_.schedulers()));
   const bool fixbase = epoch_ < options_.fixbase_epochs();
   gate_->apply(fixbase);
   if (fixbase && epoch_ == state_.epoch && dist_.is_main())
@@ -300,7 +300,7 @@ void Trainer::begin_epoch() {
   for (const auto& batch : sampler_->remaining()) jobs.push_back(share(batch, dist_.rank(), dist_.world_size()));
   loader_->start_jobs(std::move(jobs), mix_seed(options_.seed(), static_cast<uint64_t>(epoch_)), position_);
   epoch_images_ = 0;
-  epoch_start_ = now();
+  epoch_start_ = monotonic_seconds();
 }
 
 void Trainer::run_epoch() {
@@ -308,9 +308,9 @@ void Trainer::run_epoch() {
   begin_epoch();
   for (auto& h : hooks_) h->before_epoch(*this);
   while (true) {
-    const double wait_start = now();
+    const double wait_start = monotonic_seconds();
     auto batch = loader_->next();
-    data_wait_ += now() - wait_start;
+    data_wait_ += monotonic_seconds() - wait_start;
     if (!batch) break;
     run_step(*batch);
     ++state_.iteration;

@@ -353,4 +353,15 @@ EvalResult evaluate_cuhk03_single_shot(const torch::Tensor& distances, const tor
   return result;
 }
 
+const MetricRegistry& builtin_metrics() {
+  static const MetricRegistry registry = [] {
+    MetricRegistry r("metric");
+    r.add("rank1", [](const EvalResult& result) { return result.cmc.at(0); });
+    r.add("map", [](const EvalResult& result) { return result.mAP; });
+    r.add("minp", [](const EvalResult& result) { return result.mINP; });
+    return r;
+  }();
+  return registry;
+}
+
 }  // namespace reid::eval

@@ -12,6 +12,7 @@
 
 #include "reid/core/error.h"
 #include "reid/data/image_io.h"
+#include "reid/eval/rerank.h"
 #include "reid/utils/files.h"
 
 namespace reid::eval {
@@ -85,6 +86,22 @@ std::vector<std::string> write_ranked_lists(const std::function<torch::Tensor(in
     written.push_back(path);
   }
   return written;
+}
+
+std::vector<std::string> write_worst_ranked_lists(const FeatureSet& query, const FeatureSet& gallery,
+                                                  const EvalResult& result, const RetrievalOptions& retrieval,
+                                                  int64_t count, const std::string& dir,
+                                                  const RankedListOptions& options) {
+  // Not a structured binding: C++17 lambdas cannot capture one (clang refuses).
+  const auto prepared = prepare_features(query, gallery, retrieval);
+  const torch::Tensor &q = prepared.first, &g = prepared.second;
+  std::unique_ptr<KReciprocalReranker> reranker;
+  if (retrieval.rerank) reranker = std::make_unique<KReciprocalReranker>(q, g, retrieval.metric, retrieval.rerank_options);
+  return write_ranked_lists(
+      [&](int64_t i) {
+        return reranker ? reranker->rows(i, i + 1)[0].clone() : compute_distance(q.narrow(0, i, 1), g, retrieval.metric)[0];
+      },
+      query, gallery, worst_queries(result, count), dir, options);
 }
 
 }  // namespace reid::eval

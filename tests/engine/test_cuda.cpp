@@ -6,12 +6,13 @@
 
 #include <torch/torch.h>
 
+#include "reid/app/test.h"
+#include "reid/app/train.h"
 #include "reid/config/loader.h"
+#include "reid/config/options.h"
 #include "reid/core/runtime.h"
 #include "reid/engine/builders.h"
-#include "reid/engine/inference.h"
 #include "reid/engine/optim.h"
-#include "reid/engine/run.h"
 #include "reid/models/weights.h"
 #include "support.h"
 
@@ -50,7 +51,7 @@ Config config_for(const test::TempDir& dir, const std::string& name, std::vector
 TEST(Cuda, TrainingStepsWriteFiniteWeightsAndEvaluate) {
   REID_REQUIRE_CUDA();
   test::TempDir dir;
-  const auto result = train(config_for(dir, "run"), false);
+  const auto result = app::train(config_for(dir, "run"), false);
   EXPECT_EQ(result.epochs, 2);
   ASSERT_EQ(result.results.size(), 1u);
   EXPECT_GT(result.results.begin()->second.num_valid, 0);
@@ -88,7 +89,7 @@ TEST(Cuda, MixedPrecisionFeaturesAgreeWithFloat32) {
 TEST(Cuda, Float16TrainingWithTheLossScalerLearns) {
   REID_REQUIRE_CUDA();
   test::TempDir dir;
-  const auto result = train(config_for(dir, "fp16", {"solver.amp=true", "solver.amp_dtype=float16"}), false);
+  const auto result = app::train(config_for(dir, "fp16", {"solver.amp=true", "solver.amp_dtype=float16"}), false);
   EXPECT_EQ(result.epochs, 2);
   EXPECT_GT(result.results.begin()->second.mAP, 0.0);
 }
@@ -97,11 +98,11 @@ TEST(Cuda, ResumeGivesTheUninterruptedWeightsWithDeterministicAlgorithms) {
   REID_REQUIRE_CUDA();
   test::TempDir dir;
   const std::vector<std::string> det = {"solver.deterministic=true", "data.targets=[]"};
-  train(config_for(dir, "whole", det), false);
+  app::train(config_for(dir, "whole", det), false);
   auto half = det;
   half.push_back("solver.max_epochs=1");
-  train(config_for(dir, "resumed", half), false);
-  train(config_for(dir, "resumed", det), true);
+  app::train(config_for(dir, "resumed", half), false);
+  app::train(config_for(dir, "resumed", det), true);
   const auto a = models::read_state_dict((dir / "whole/model_final.pt").string());
   const auto b = models::read_state_dict((dir / "resumed/model_final.pt").string());
   for (const auto& t : a) EXPECT_TRUE(torch::equal(t.second, b.at(t.first))) << t.first;
@@ -111,12 +112,12 @@ TEST(Cuda, ExtractionOnTheGpuMatchesTheCpu) {
   REID_REQUIRE_CUDA();
   test::TempDir dir;
   const Config cuda = config_for(dir, "run", {"solver.max_epochs=1", "data.targets=[]"});
-  train(cuda, false);
-  const auto records = data::make_record_list(data::load_dataset("synthetic", dataset_options(cuda)).query);
+  app::train(cuda, false);
+  const auto records = data::make_record_list(data::load_dataset("synthetic", config::dataset_options(cuda)).query);
   const std::string weights = (dir / "run/model_final.pt").string();
-  const auto on_gpu = extract(cuda, weights, records, (dir / "gpu").string(), "q");
+  const auto on_gpu = app::extract(cuda, weights, records, (dir / "gpu").string(), "q");
   const Config cpu = config::parse_config(kConfig, {"device=cpu", "output_dir=" + (dir / "cpu").string()});
-  const auto on_cpu = extract(cpu, weights, records, (dir / "cpu").string(), "q");
+  const auto on_cpu = app::extract(cpu, weights, records, (dir / "cpu").string(), "q");
   EXPECT_TRUE(torch::allclose(on_gpu.features, on_cpu.features, 1e-3, 1e-4));
 }
 

@@ -21,8 +21,9 @@
 #include <torch/torch.h>
 
 #include "reid/config/loader.h"
-#include "reid/core/runtime.h"
 #include "reid/core/error.h"
+#include "reid/core/runtime.h"
+#include "reid/deploy/model.h"
 #include "reid/engine/builders.h"
 #include "reid/engine/distributed.h"
 #include "reid/models/norm.h"
@@ -362,7 +363,7 @@ double max_difference(const std::string& a, const std::string& b) {
 double update_difference(const std::string& config_path, const std::string& a, const std::string& b) {
   const Config config = config::load_config(config_path);
   seed_everything(static_cast<uint64_t>(config.seed));
-  const auto initial = models::state_dict(*build_model(config, 8, torch::kCPU));
+  const auto initial = models::state_dict(*deploy::build_model(config, 8, torch::kCPU));
   const auto x = models::read_state_dict(a), y = models::read_state_dict(b);
   double difference = 0.0, norm = 0.0;
   for (const auto& e : initial) {

@@ -5,10 +5,10 @@
 
 #include <torch/torch.h>
 
+#include "reid/app/test.h"
+#include "reid/app/train.h"
 #include "reid/config/loader.h"
 #include "reid/engine/checkpoint.h"
-#include "reid/engine/inference.h"
-#include "reid/engine/run.h"
 #include "reid/models/mgn.h"
 #include "reid/models/resnet.h"
 #include "reid/models/weights.h"
@@ -54,20 +54,20 @@ test: {batch_size: 16, metric: cosine}
 TEST(MultiBranch, MgnTrainsWithItsLossSetAndResumesBitIdentically) {
   test::TempDir dir;
   const std::vector<std::string> mgn = {"model.name=mgn_tiny", "model.pooling=max", "loss.names=[ce, triplet, center]"};
-  TrainSetup setup;
+  app::TrainSetup setup;
   setup.registries = tiny_registries();
-  const auto reference = train(tiny_config(dir, "reference", mgn), setup);
+  const auto reference = app::train(tiny_config(dir, "reference", mgn), setup);
   EXPECT_FALSE(reference.interrupted);
   ASSERT_EQ(reference.results.count("synthetic"), 1u);
 
   // Stop after the second step (mid-epoch), then resume: the same weights as the uninterrupted run.
-  TrainSetup stopping = setup;
+  app::TrainSetup stopping = setup;
   std::vector<std::pair<std::string, double>> terms;
   stopping.callbacks.on_iteration = [&](const IterationStats& s) {
     terms = s.terms;
     if (s.iteration == 1) request_stop();
   };
-  const auto stopped = train(tiny_config(dir, "resumed", mgn), stopping);
+  const auto stopped = app::train(tiny_config(dir, "resumed", mgn), stopping);
   clear_stop_request();
   ASSERT_TRUE(stopped.interrupted);
   std::vector<std::string> names;
@@ -78,25 +78,25 @@ TEST(MultiBranch, MgnTrainsWithItsLossSetAndResumesBitIdentically) {
   EXPECT_NE(checkpoint.find("center_optimizer"), std::string::npos);
 
   setup.resume = true;
-  const auto resumed = train(tiny_config(dir, "resumed", mgn), setup);
+  const auto resumed = app::train(tiny_config(dir, "resumed", mgn), setup);
   EXPECT_FALSE(resumed.interrupted);
   test::expect_same_weights((dir / "reference/model_final.pt").string(), (dir / "resumed/model_final.pt").string());
 
   // Test and extract run on the multi-branch model: 2048-d features.
   auto config = tiny_config(dir, "reference", mgn);
   config.test.weights = (dir / "reference/model_final.pt").string();
-  const auto results = test(config, setup.registries);
+  const auto results = app::test(config, setup.registries);
   ASSERT_EQ(results.count("synthetic"), 1u);
   EXPECT_GT(results.at("synthetic").mAP, 0.0);
 }
 
 TEST(MultiBranch, AgwTrainsWithWrtAndGemAndBnneck) {
   test::TempDir dir;
-  TrainSetup setup;
+  app::TrainSetup setup;
   setup.registries = tiny_registries();
   std::vector<std::pair<std::string, double>> terms;
   setup.callbacks.on_iteration = [&](const IterationStats& s) { terms = s.terms; };
-  const auto result = train(tiny_config(dir, "agw", {"model.name=agw_tiny", "model.pooling=gem", "model.neck=bnneck",
+  const auto result = app::train(tiny_config(dir, "agw", {"model.name=agw_tiny", "model.pooling=gem", "model.neck=bnneck",
                                                      "loss.names=[ce, wrt]"}),
                             setup);
   ASSERT_EQ(result.results.count("synthetic"), 1u);
@@ -107,9 +107,9 @@ TEST(MultiBranch, AgwTrainsWithWrtAndGemAndBnneck) {
 
 TEST(MultiBranch, UnknownLossNameIsAConfigErrorBeforeAnythingIsWritten) {
   test::TempDir dir;
-  TrainSetup setup;
+  app::TrainSetup setup;
   try {
-    train(tiny_config(dir, "bad", {"loss.names=[ce, tripplet]"}), setup);
+    app::train(tiny_config(dir, "bad", {"loss.names=[ce, tripplet]"}), setup);
     FAIL() << "an unknown loss was accepted";
   } catch (const ConfigError& e) {
     const std::string what = e.what();

@@ -13,12 +13,13 @@
 
 #include <torch/torch.h>
 
+#include "reid/app/train.h"
 #include "reid/config/loader.h"
 #include "reid/core/error.h"
 #include "reid/data/image_io.h"
+#include "reid/deploy/model.h"
 #include "reid/engine/checkpoint.h"
 #include "reid/engine/hooks.h"
-#include "reid/engine/run.h"
 #include "reid/eval/npy.h"
 #include "reid/models/weights.h"
 #include "reid/utils/torch_file.h"
@@ -106,12 +107,12 @@ TEST(Reliability, WeightsAndCheckpointAreWrittenBeforeTheFinalEvaluation) {
   test::TempDir dir;
   const fs::path base = make_market(dir);
   Config config = config::load_config(write_config(dir), {"output_dir=" + (dir / "run").string()});
-  engine::TrainSetup setup;
+  app::TrainSetup setup;
   // The evaluation breaks after the checks passed: a gallery image disappears during training.
   setup.callbacks.on_epoch = [&](const engine::EpochStats& s) {
     if (s.epoch == 2) fs::remove(base / "bounding_box_test/0013_c1s2_000000_00.jpg");
   };
-  EXPECT_THROW(engine::train(config, setup), IOError);
+  EXPECT_THROW(app::train(config, setup), IOError);
   EXPECT_TRUE(fs::exists(dir / "run/model_final.pt"));
   EXPECT_TRUE(fs::exists(dir / "run/checkpoints/last.ckpt"));
   EXPECT_EQ(engine::read_training_state((dir / "run/checkpoints/last.ckpt").string()).epoch, 2);
@@ -246,8 +247,8 @@ TEST(Reliability, NoNonFiniteWeightIsEverWritten) {
   // And a checkpoint holding them (written by hand) is refused, not resumed from.
   Config config = config::load_config(write_config(dir), {"output_dir=" + (dir / "good").string(),
                                                           "solver.max_epochs=1", "data.targets=[]"});
-  engine::train(config, false);
-  auto model = engine::build_model(config, 6, torch::kCPU);
+  app::train(config, false);
+  auto model = deploy::build_model(config, 6, torch::kCPU);
   auto optimizer = engine::build_optimizer(*model, engine::optimizer_options(config));
   engine::Checkpointer checkpointer;
   checkpointer.add("model", *model);
@@ -511,14 +512,14 @@ TEST(Failures, AFailingPeriodicEvaluationLeavesTheLastEpochOnDisk) {
   Config config = config::load_config(write_config(dir), overrides);
   const fs::path gallery = base / "bounding_box_test/0013_c1s2_000000_00.jpg";
   const std::string image = read_file(gallery);
-  engine::TrainSetup setup;
+  app::TrainSetup setup;
   // After the checks before training passed, a gallery image is damaged: header intact, pixels
   // gone (the file is cut short).
   setup.callbacks.on_epoch = [&](const engine::EpochStats& s) {
     if (s.epoch == 2) write_file(gallery, image.substr(0, image.size() / 2));
   };
   testing::internal::CaptureStderr();
-  EXPECT_THROW(engine::train(config, setup), IOError);
+  EXPECT_THROW(app::train(config, setup), IOError);
   const std::string console = testing::internal::GetCapturedStderr();
   const fs::path checkpoint = dir / "run/checkpoints/last.ckpt";
   ASSERT_TRUE(fs::exists(checkpoint)) << "two epochs of training lost";
@@ -530,9 +531,9 @@ TEST(Failures, AFailingPeriodicEvaluationLeavesTheLastEpochOnDisk) {
       << console;
   // Once the image is back, --resume continues at epoch 3 and finishes.
   write_file(gallery, image);
-  engine::TrainSetup resume;
+  app::TrainSetup resume;
   resume.resume = true;
-  const auto result = engine::train(config, resume);
+  const auto result = app::train(config, resume);
   EXPECT_EQ(result.epochs, 4);
   EXPECT_TRUE(fs::exists(dir / "run/model_final.pt"));
 }
@@ -547,19 +548,19 @@ TEST(Failures, AnErrorInsideAnEpochKeepsTheBatchesTrainedAndResumesExactly) {
     o.push_back("output_dir=" + (dir / out).string());
     return config::load_config(write_config(dir), o);
   };
-  engine::train(with_output("reference"), false);
+  app::train(with_output("reference"), false);
 
   // Every training image unreadable in the middle of epoch 2: the loader fails on the next batch
   // it reads.
   std::map<fs::path, std::string> saved;
   for (const auto& e : fs::directory_iterator(base / "bounding_box_train")) saved[e.path()] = read_file(e.path());
-  engine::TrainSetup setup;
+  app::TrainSetup setup;
   setup.callbacks.on_iteration = [&](const engine::IterationStats& s) {
     if (s.epoch == 2 && s.batch == 1)
       for (const auto& file : saved) write_file(file.first, "not an image any more");
   };
   const Config config = with_output("run");
-  EXPECT_THROW(engine::train(config, setup), IOError);
+  EXPECT_THROW(app::train(config, setup), IOError);
   const fs::path checkpoint = dir / "run/checkpoints/last.ckpt";
   ASSERT_TRUE(fs::exists(checkpoint)) << "the batches trained before the error are lost";
   const auto state = engine::read_training_state(checkpoint.string());
@@ -568,9 +569,9 @@ TEST(Failures, AnErrorInsideAnEpochKeepsTheBatchesTrainedAndResumesExactly) {
   EXPECT_GE(state.iteration, 5) << "the batches of epoch 2 trained before the error are kept";
   EXPECT_LT(state.iteration, 12);
   for (const auto& file : saved) write_file(file.first, file.second);
-  engine::TrainSetup resume;
+  app::TrainSetup resume;
   resume.resume = true;
-  engine::train(config, resume);
+  app::train(config, resume);
   test::expect_same_weights((dir / "reference/model_final.pt").string(), (dir / "run/model_final.pt").string());
 }
 
@@ -636,7 +637,7 @@ TEST(Checkpoint, TensorsOfAnotherModelAreRefusedByNameBeforeAnythingIsLoaded) {
   test::TempDir dir;
   Config small = config::parse_config("model: {name: osnet_x0_25}\n");
   Config wider = config::parse_config("model: {name: osnet_x0_5}\n");
-  auto written = engine::build_model(wider, 6, torch::kCPU);
+  auto written = deploy::build_model(wider, 6, torch::kCPU);
   engine::Checkpointer writer;
   writer.add("model", *written);
   engine::TrainingState state;
@@ -644,7 +645,7 @@ TEST(Checkpoint, TensorsOfAnotherModelAreRefusedByNameBeforeAnythingIsLoaded) {
   const std::string path = (dir / "last.ckpt").string();
   writer.save(path, state);
 
-  auto model = engine::build_model(small, 6, torch::kCPU);
+  auto model = deploy::build_model(small, 6, torch::kCPU);
   const auto before = models::state_dict(*model);
   engine::Checkpointer reader;
   reader.add("model", *model);
@@ -664,14 +665,14 @@ TEST(Checkpoint, TensorsOfAnotherModelAreRefusedByNameBeforeAnythingIsLoaded) {
 TEST(Weights, NonFinitePretrainedWeightsAreRefusedAtLoadNamingTheTensor) {
   test::TempDir dir;
   const Config config = config::parse_config("model: {name: osnet_x0_25}\n");
-  auto source = engine::build_model(config, 6, torch::kCPU);
+  auto source = deploy::build_model(config, 6, torch::kCPU);
   {
     torch::NoGradGuard no_grad;
     source->named_buffers()["conv1.bn.running_mean"][3] = std::numeric_limits<float>::quiet_NaN();
   }
   const std::string path = (dir / "nan.pt").string();
   models::save_weights(*source, path);
-  auto model = engine::build_model(config, 6, torch::kCPU);
+  auto model = deploy::build_model(config, 6, torch::kCPU);
   try {
     models::load_weights(*model, path, /*strict=*/false);
     ADD_FAILURE() << "loaded";
@@ -718,7 +719,7 @@ TEST(Failures, ExportRefusesOnePathForTwoOutputsOrTheWeights) {
   test::TempDir dir;
   const Config config = config::parse_config("model: {name: osnet_x0_25}\n");
   const std::string weights = (dir / "model.pt").string();
-  models::save_weights(*engine::build_model(config, 6, torch::kCPU), weights);
+  models::save_weights(*deploy::build_model(config, 6, torch::kCPU), weights);
   const std::string before = read_file(weights);
   const std::string out = (dir / "model.out").string();
   const std::string export_tool = tool("reid-export") + " -o " + (dir / "exported").string() +

@@ -9,14 +9,15 @@
 
 #include <torch/torch.h>
 
+#include "reid/app/test.h"
+#include "reid/app/train.h"
 #include "reid/config/loader.h"
 #include "reid/core/error.h"
 #include "reid/core/runtime.h"
+#include "reid/deploy/model.h"
 #include "reid/engine/builders.h"
 #include "reid/engine/checkpoint.h"
 #include "reid/engine/tensorboard.h"
-#include "reid/engine/inference.h"
-#include "reid/engine/run.h"
 #include "reid/eval/npy.h"
 #include "reid/models/weights.h"
 #include "support.h"
@@ -26,23 +27,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const char* kTinyConfig = R"(
-model: {name: osnet_x0_25}
-data:
-  sources: [synthetic]
-  targets: [synthetic]
-  height: 64
-  width: 32
-  synthetic: {train_ids: 8, test_ids: 4, cameras: 2, images_per_camera: 3, height: 64, width: 32}
-  transforms: [random_flip, pad_crop, random_erasing]
-  pad: 2
-  batch_size: 8
-  workers: 2
-sampler: {name: identity, num_instances: 2}
-loss: {names: [ce, triplet]}
-solver: {base_lr: 0.003, max_epochs: 3, milestones: [2], warmup_epochs: 1, eval_period: 1, checkpoint_period: 1, log_period: 1}
-test: {batch_size: 16}
-)";
+const char* const kTinyConfig = test::kTinyTrainingConfig;
 
 std::string write_config(const test::TempDir& dir, const std::string& extra = "") {
   const auto path = dir / "tiny.yaml";
@@ -73,7 +58,7 @@ TEST(Trainer, WritesEverythingARunNeeds) {
     EXPECT_EQ(name, "synthetic");
     EXPECT_GT(r.num_valid, 0);
   };
-  const auto result = train(config, false, callbacks);
+  const auto result = app::train(config, false, callbacks);
   EXPECT_EQ(result.epochs, 3);
   EXPECT_FALSE(result.interrupted);
   EXPECT_EQ(epochs, 3);
@@ -110,9 +95,9 @@ TEST(Trainer, FreezeThenOpenTrainsOnlyTheOpenLayers) {
                                                  "solver.warmup_epochs=0", "solver.milestones=[]",
                                                  "data.targets=[]", "loss.names=[ce]"});
   seed_everything(1);
-  const auto initial = build_model(config, 8, torch::kCPU);
+  const auto initial = deploy::build_model(config, 8, torch::kCPU);
   seed_everything(1);
-  train(config, false);
+  app::train(config, false);
   const auto trained = models::read_state_dict((fs::path(config.output_dir) / "model_final.pt").string());
   const auto before = models::state_dict(*initial);
   EXPECT_TRUE(torch::equal(trained.at("conv1.conv.weight"), before.at("conv1.conv.weight")));
@@ -123,7 +108,7 @@ TEST(Trainer, FreezeThenOpenTrainsOnlyTheOpenLayers) {
   const Config bad = load(write_config(dir), {"solver.fixbase_epochs=1", "solver.open_layers=[head]",
                                               "output_dir=" + (dir / "bad").string()});
   try {
-    train(bad, false);
+    app::train(bad, false);
     FAIL();
   } catch (const ConfigError& e) {
     EXPECT_EQ(e.key(), "solver.open_layers");
@@ -134,11 +119,11 @@ TEST(Trainer, FreezeThenOpenTrainsOnlyTheOpenLayers) {
 TEST(Trainer, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
   test::TempDir dir;
   const std::string path = write_config(dir);
-  train(load(path, {"solver.max_epochs=1", "solver.warmup_epochs=0", "data.targets=[]"}), false);
+  app::train(load(path, {"solver.max_epochs=1", "solver.warmup_epochs=0", "data.targets=[]"}), false);
   const fs::path checkpoint = fs::path(dir / "run") / "checkpoints/last.ckpt";
   const std::string good = test::read_file(checkpoint);
   try {
-    train(load(path, {"solver.max_epochs=3", "solver.base_lr=1e30", "solver.warmup_epochs=0", "data.targets=[]"}), true);
+    app::train(load(path, {"solver.max_epochs=3", "solver.base_lr=1e30", "solver.warmup_epochs=0", "data.targets=[]"}), true);
     FAIL() << "expected the loss to blow up";
   } catch (const Error& e) {
     const std::string message = e.what();
@@ -239,8 +224,8 @@ TEST(Trainer, TestAndExtractUseTheTrainedWeights) {
   test::TempDir dir;
   const std::string path = write_config(dir);
   const Config config = load(path, {"solver.max_epochs=1", "solver.warmup_epochs=0", "test.save_features=true", "test.visualize=2"});
-  train(config, false);
-  const auto results = test(config);
+  app::train(config, false);
+  const auto results = app::test(config);
   ASSERT_EQ(results.size(), 1u);
   const fs::path run = config.output_dir;
   EXPECT_TRUE(fs::exists(run / "features/synthetic/query_features.npy"));

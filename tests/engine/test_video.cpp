@@ -11,6 +11,8 @@
 
 #include <torch/torch.h>
 
+#include "reid/app/test.h"
+#include "reid/app/train.h"
 #include "reid/config/loader.h"
 #include "reid/core/error.h"
 #include "reid/data/image_io.h"
@@ -18,9 +20,8 @@
 #include "reid/data/synthetic.h"
 #include "reid/data/tracklets.h"
 #include "reid/deploy/extract.h"
+#include "reid/deploy/model.h"
 #include "reid/engine/builders.h"
-#include "reid/engine/inference.h"
-#include "reid/engine/run.h"
 #include "reid/models/temporal.h"
 #include "reid/models/weights.h"
 #include "support.h"
@@ -187,16 +188,16 @@ TEST(VideoTraining, LearnsTheSyntheticVideoSetAndReidTestReloadsTheClipModel) {
   const Config config = config::load_config(
       path, {"data.synthetic.train_ids=24", "data.synthetic.test_ids=16", "solver.max_epochs=15",
              "solver.milestones=[12]", "solver.eval_period=15", "data.seq_len=4"});
-  const auto result = train(config, false);
+  const auto result = app::train(config, false);
   ASSERT_EQ(result.results.count("synthetic_video"), 1u);
   const auto& trained = result.results.at("synthetic_video");
   EXPECT_EQ(trained.num_queries, 16 * 2);
   // An untrained clip model of the same shape, evaluated the same way, for comparison.
   torch::manual_seed(1);
-  const auto untrained_model = build_model(config, 24, torch::kCPU, models::builtin_models(), 0, /*video=*/true);
+  const auto untrained_model = deploy::build_model(config, 24, torch::kCPU, models::builtin_models(), 0, /*video=*/true);
   const std::string untrained_weights = (dir / "untrained.pt").string();
   models::save_weights(*untrained_model, untrained_weights);
-  const auto untrained = test(config::load_config(path, {"data.synthetic.train_ids=24", "data.synthetic.test_ids=16",
+  const auto untrained = app::test(config::load_config(path, {"data.synthetic.train_ids=24", "data.synthetic.test_ids=16",
                                                          "data.seq_len=4", "test.weights=" + untrained_weights,
                                                          "output_dir=" + (dir / "untrained").string()}));
   // A query's gallery: 2 tracklets of each of the 16 identities in the other camera.
@@ -208,7 +209,7 @@ TEST(VideoTraining, LearnsTheSyntheticVideoSetAndReidTestReloadsTheClipModel) {
   EXPECT_GT(trained.mAP, before.mAP + 0.1);
   // reid-test rebuilds the clip model from the weights (keys under "backbone.") and gives the
   // same metrics.
-  const auto tested = test(config);
+  const auto tested = app::test(config);
   EXPECT_NEAR(tested.at("synthetic_video").mAP, trained.mAP, 1e-6);
 }
 

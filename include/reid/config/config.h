@@ -345,7 +345,8 @@ struct DataConfig {
 /// Training sampler (data/sampler.h).
 struct SamplerConfig {
   /// random (shuffled images), identity (P ids x K images per batch) or cross_camera (identity
-  /// sampling that spreads each id's K images over its cameras).
+  /// sampling that spreads each id's K images over its cameras), or a sampler the program
+  /// registered (engine::Registries::samplers).
   std::string name = "random";
   /// identity / cross_camera: images per identity K (batch_size must be a multiple of it).
   int num_instances = 4;
@@ -451,7 +452,7 @@ struct LossConfig {
 
 /// Optimiser, schedule and training loop (engine/).
 struct SolverConfig {
-  /// Optimiser: adam, amsgrad or sgd.
+  /// Optimiser: adam, amsgrad or sgd (or one the program registered).
   std::string optimizer = "adam";
   /// Base learning rate.
   double base_lr = 0.00035;
@@ -469,7 +470,7 @@ struct SolverConfig {
   double adam_beta1 = 0.9;
   /// Adam / AMSGrad beta2.
   double adam_beta2 = 0.999;
-  /// Learning-rate schedule: multistep, cosine or constant.
+  /// Learning-rate schedule: multistep, cosine or constant (or one the program registered).
   std::string scheduler = "multistep";
   /// multistep: epochs at which the rate is multiplied by gamma.
   std::vector<int> milestones = {40, 70};
@@ -513,7 +514,7 @@ struct SolverConfig {
   bool channels_last = true;
   /// Evaluate every N epochs (0 = only after the last epoch); the best model is kept.
   int eval_period = 0;
-  /// Metric that selects the best model: rank1, map or minp.
+  /// Metric that selects the best model: rank1, map or minp (or one the program registered).
   std::string best_metric = "rank1";
   /// Write a resumable checkpoint every N epochs (0 = only at the end).
   int checkpoint_period = 5;

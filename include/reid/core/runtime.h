@@ -18,6 +18,9 @@ void seed_everything(std::uint64_t seed);
 /// that e.g. every (epoch, sample) pair gets an independent, reproducible random stream.
 std::uint64_t mix_seed(std::uint64_t seed, std::uint64_t stream);
 
+/// Seconds on the monotonic clock (steady_clock): for measuring durations, not a time of day.
+double monotonic_seconds();
+
 /// Number of cores this process may run on (its CPU affinity mask).
 int available_cores();
 

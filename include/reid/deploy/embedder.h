@@ -19,7 +19,6 @@
 #include "reid/config/config.h"
 #include "reid/data/transforms.h"
 #include "reid/deploy/trace.h"
-#include "reid/engine/registries.h"
 #include "reid/models/model.h"
 
 namespace reid::deploy {
@@ -59,12 +58,12 @@ class Embedder {
   /// From a training run's output folder: its config.yaml and model_best.pt (model_final.pt when
   /// there is no best). Throws reid::IOError naming the folder when either is missing.
   static Embedder from_run(const std::string& run_dir, const EmbedderOptions& options = {},
-                           const engine::Registries& registries = {});
+                           const models::ModelRegistry& models = models::builtin_models());
 
   /// From a config (model and test transform) and a weights file: LibReID's, or a Python state
   /// dict (torch.save(model.state_dict()), torchreid / fast-reid checkpoints).
   Embedder(const Config& config, const std::string& weights, const EmbedderOptions& options = {},
-           const engine::Registries& registries = {});
+           const models::ModelRegistry& models = models::builtin_models());
 
   /// From a model in memory (its weights are copied; the model is left as it was) and the test
   /// transform it was trained for.

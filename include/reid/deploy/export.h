@@ -9,7 +9,6 @@
 
 #include "reid/config/config.h"
 #include "reid/deploy/trace.h"
-#include "reid/engine/registries.h"
 #include "reid/models/model.h"
 
 namespace reid::deploy {
@@ -30,7 +29,7 @@ struct ExportOptions {
 /// trace_model() starts from (the traced copy is moved and converted afterwards). A file that does
 /// not fit the model is a reid::IOError naming it.
 models::ReidModel load_for_tracing(const Config& config, const std::string& weights,
-                                   const engine::Registries& registries = {});
+                                   const models::ModelRegistry& models = models::builtin_models());
 
 /// What a user of an exported file must know to feed it (keys "reid.*"): model name, input
 /// size, channel order and layout, pixel scale, mean and std, resize method, feature width and
@@ -40,6 +39,6 @@ std::map<std::string, std::string> preprocessing_metadata(const Config& config, 
 /// Loads `weights` into the configured model on the CPU (float32), traces it at the test size
 /// and writes the files `options` asks for. Returns the traced model.
 TracedModel export_model(const Config& config, const std::string& weights, const ExportOptions& options,
-                         const engine::Registries& registries = {});
+                         const models::ModelRegistry& models = models::builtin_models());
 
 }  // namespace reid::deploy

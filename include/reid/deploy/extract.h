@@ -4,6 +4,9 @@
 /// disk through the threaded loader, the eager model). Crops already in memory go through
 /// deploy/embedder.h instead.
 
+#include <functional>
+#include <vector>
+
 #include <torch/types.h>
 
 #include "reid/data/image_io.h"
@@ -36,6 +39,16 @@ struct ExtractOptions {
   int64_t seq_len = 4;
   data::FrameSampling sampling = data::FrameSampling::kEvenly;
 };
+
+/// The test features of a batch of `images`: forward(images), averaged with the features of the
+/// images mirrored left-right when `flip` (two passes). The one place flip averaging is done:
+/// extraction and the Embedder both call it.
+torch::Tensor flip_averaged(const std::function<torch::Tensor(const torch::Tensor&)>& forward,
+                            const torch::Tensor& images, bool flip);
+
+/// The mean of the rows of `features` that belong to each of `groups` owners (`owner[i]`: the
+/// owner of row i, in [0, groups)): a tracklet's feature from its clips' or frames'.
+torch::Tensor mean_by_owner(const torch::Tensor& features, const std::vector<int64_t>& owner, int64_t groups);
 
 /// A FeatureSet of `features` ([N, D], row i of records[i]) with the records' pids, camids and
 /// paths.

@@ -1,7 +1,7 @@
 #pragma once
 /// @file
 /// The built-in training hooks: progress logging and metrics files, periodic evaluation with
-/// the best model kept, and checkpoints. engine::train() installs them in that order.
+/// the best model kept, and checkpoints. app::train() installs them in that order.
 
 #include <functional>
 #include <map>
@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "reid/data/records.h"
-#include "reid/engine/inference.h"
+#include "reid/engine/evaluation.h"
 #include "reid/engine/recorder.h"
 #include "reid/engine/trainer.h"
 
@@ -75,8 +75,9 @@ class CheckpointHook : public TrainHook {
 struct EvaluationHookOptions {
   /// Evaluate every N epochs (0: only after the last one).
   int64_t period = 0;
-  /// Metric selecting the best model: rank1, map or minp.
+  /// Metric selecting the best model (a name of `metrics`: rank1, map, minp or one of yours).
   std::string best_metric = "rank1";
+  eval::MetricRegistry metrics = eval::builtin_metrics();
   /// Where model_best.pt goes.
   std::string output_dir;
 };

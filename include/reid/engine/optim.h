@@ -62,8 +62,11 @@ const OptimizerRegistry& builtin_optimizers();
 /// call time, plus those frozen only for freeze-then-open: pass them all; parameters that never
 /// train, like BNNeck's frozen bias, are left out by `exclude`). Parameters are grouped by
 /// (is bias, is normalisation) to apply bias_lr_factor and no_decay_norm_bias.
+/// The optimiser is looked up in `registry` (a ConfigError on solver.optimizer names the
+/// registered ones).
 Optimizer build_optimizer(const torch::nn::Module& module, const OptimizerOptions& options,
-                          const std::vector<torch::Tensor>& exclude = {});
+                          const std::vector<torch::Tensor>& exclude = {},
+                          const OptimizerRegistry& registry = builtin_optimizers());
 
 /// Options of the learning-rate schedule (epoch-based, as in torchreid and BoT).
 struct ScheduleOptions {
@@ -79,17 +82,19 @@ struct ScheduleOptions {
   int max_epochs = 60;
 };
 
-/// Factor (of the base rate) for `epoch` (0-based): linear warmup from warmup_factor to 1 over
-/// the first warmup_epochs (BoT), then multistep decay (gamma per milestone passed) or cosine
-/// decay from the end of flat_epochs to max_epochs.
-double lr_factor(const ScheduleOptions& options, int epoch);
-
 /// Registry of learning-rate schedules by name (solver.scheduler): each maps (options, epoch) to
 /// the factor on the base rate before warmup.
 using SchedulerRegistry = Registry<double(const ScheduleOptions&, int)>;
 
 /// The built-in schedules: multistep, cosine, constant.
 const SchedulerRegistry& builtin_schedulers();
+
+/// Factor (of the base rate) for `epoch` (0-based): linear warmup from warmup_factor to 1 over
+/// the first warmup_epochs (BoT), then multistep decay (gamma per milestone passed) or cosine
+/// decay from the end of flat_epochs to max_epochs (or the registered schedule of that name in
+/// `registry`).
+double lr_factor(const ScheduleOptions& options, int epoch,
+                 const SchedulerRegistry& registry = builtin_schedulers());
 
 }  // namespace reid::engine
 

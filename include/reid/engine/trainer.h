@@ -3,7 +3,7 @@
 /// The training loop: a `Trainer` owns train() -> run_epoch() -> run_step(); everything
 /// periodic (logging, evaluation, checkpoints) is a `TrainHook` called before/after training,
 /// epochs and steps, so adding one never touches the step. The Trainer knows no Config: it
-/// takes typed options and components; `engine::train(const Config&, ...)` (engine/run.h)
+/// takes typed options and components; `app::train(const Config&, ...)` (app/train.h)
 /// builds them from a config.
 ///
 /// Process topology is an engine::Distributed, a no-op in one process: the step always calls
@@ -59,6 +59,8 @@ struct TrainerOptions {
   TORCH_ARG(int64_t, max_epochs) = 60;
   /// Learning-rate schedule (epoch-based).
   TORCH_ARG(ScheduleOptions, schedule);
+  /// Where the schedule's name is looked up (the built-ins; copy it to add your own).
+  TORCH_ARG(SchedulerRegistry, schedulers) = builtin_schedulers();
   /// Freeze-then-open: during the first fixbase_epochs only `open_layers` train.
   TORCH_ARG(int64_t, fixbase_epochs) = 0;
   TORCH_ARG(std::vector<std::string>, open_layers) = std::vector<std::string>{"classifier"};
@@ -172,6 +174,9 @@ class Trainer {
   losses::LossSetImpl& loss() { return *loss_; }
   Distributed& dist() { return dist_; }
   Checkpointer& checkpointer() { return checkpointer_; }
+  /// The training sampler (its plan() of any epoch) and the records its indices refer to.
+  const data::Sampler& sampler() const { return *sampler_; }
+  const data::RecordList& records() const { return records_; }
   StepMeter& meter() { return meter_; }
   /// 0-based epoch in progress (during after_epoch: the epoch just finished).
   int64_t epoch() const { return epoch_; }
@@ -214,6 +219,7 @@ class Trainer {
   Optimizer optimizer_;
   std::vector<AuxiliaryOptimizer> auxiliary_;
   std::unique_ptr<data::Sampler> sampler_;
+  data::RecordList records_;
   std::unique_ptr<data::DataLoader> loader_;
   std::unique_ptr<GradientReducer> reducer_;
   std::vector<std::shared_ptr<TrainHook>> hooks_;

@@ -25,6 +25,7 @@
 
 #include <torch/types.h>
 
+#include "reid/core/registry.h"
 #include "reid/eval/distance.h"
 
 namespace reid::eval {
@@ -59,6 +60,13 @@ struct EvalResult {
   /// The metrics as a JSON object (percentages as fractions in [0, 1]).
   std::string to_json(const std::vector<int>& ranks = {1, 5, 10, 20}) const;
 };
+
+/// Registry of the figures a run can select its best model by (solver.best_metric): each reads
+/// one number from an EvalResult, higher is better.
+using MetricRegistry = Registry<double(const EvalResult&)>;
+
+/// The built-in figures: rank1 (CMC@1), map, minp.
+const MetricRegistry& builtin_metrics();
 
 /// Produces the distances of queries [begin, end) to the whole gallery: a [end - begin, G]
 /// float32 CPU tensor (valid until the next call).

@@ -32,4 +32,12 @@ std::vector<std::string> write_ranked_lists(const std::function<torch::Tensor(in
                                             const std::vector<int64_t>& queries, const std::string& dir,
                                             const RankedListOptions& options = {});
 
+/// Ranked lists of the `count` worst queries of `result` (worst_queries()), ranked as the
+/// evaluation ranked them: the features prepared by `retrieval` (normalisation, query expansion),
+/// then its distance, re-ranked when `retrieval.rerank`. What reid-test and reid-eval draw.
+std::vector<std::string> write_worst_ranked_lists(const FeatureSet& query, const FeatureSet& gallery,
+                                                  const EvalResult& result, const RetrievalOptions& retrieval,
+                                                  int64_t count, const std::string& dir,
+                                                  const RankedListOptions& options = {});
+
 }  // namespace reid::eval

@@ -1,12 +1,14 @@
 #pragma once
 /// @file
-/// Training from a config: engine::train() builds the datasets, model, losses, optimisers,
+/// Training from a config: app::train() builds the datasets, model, losses, optimisers,
 /// sampler and hooks from a Config (through builders.cpp), joins the data-parallel job the
 /// launcher variables describe, and runs a Trainer.
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "reid/config/config.h"
 #include "reid/config/loader.h"
@@ -15,7 +17,7 @@
 #include "reid/engine/hooks.h"
 #include "reid/eval/metrics.h"
 
-namespace reid::engine {
+namespace reid::app {
 
 /// What a training run did.
 struct TrainResult {
@@ -48,12 +50,17 @@ struct TrainSetup {
   /// and metrics first (otherwise such a folder is refused).
   bool overwrite = false;
   /// Observers (main rank).
-  TrainCallbacks callbacks;
-  /// Where model and dataset names are looked up (the built-ins by default; add your own).
-  Registries registries;
+  engine::TrainCallbacks callbacks;
+  /// Hooks of the program's own, added after the built-in ones (logging, checkpoints,
+  /// evaluation), so that they see each epoch's checkpoint and evaluation. They run on every
+  /// rank of a data-parallel job (Trainer::dist().is_main() tells the one that writes).
+  std::vector<std::shared_ptr<engine::TrainHook>> hooks;
+  /// Where the config's names are looked up: models, datasets, loss terms, samplers, optimisers,
+  /// schedules (the built-ins by default; add your own and name them in the YAML).
+  engine::Registries registries;
   /// The job this process belongs to (distributed_options_from_environment()); nullopt: one
   /// process. Backend and timeout come from the config's `distributed` section.
-  std::optional<DistributedOptions> distributed;
+  std::optional<engine::DistributedOptions> distributed;
 };
 
 /// Trains as `config` says, writing everything under config.output_dir (main rank). With
@@ -79,6 +86,6 @@ void prepare_run_folder(const std::string& output_dir, bool resume, bool overwri
 std::vector<config::KeyDifference> check_resume(const Config& config);
 
 /// train() in one process with the built-in registries.
-TrainResult train(const Config& config, bool resume, const TrainCallbacks& callbacks = {});
+TrainResult train(const Config& config, bool resume, const engine::TrainCallbacks& callbacks = {});
 
-}  // namespace reid::engine
+}  // namespace reid::app

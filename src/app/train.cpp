@@ -1,4 +1,4 @@
-#include "reid/engine/run.h"
+#include "reid/app/train.h"
 
 #include <algorithm>
 #include <chrono>
@@ -8,19 +8,24 @@
 #include <torch/torch.h>
 
 #include "reid/config/loader.h"
+#include "reid/config/options.h"
 #include "reid/core/error.h"
 #include "reid/core/logging.h"
 #include "reid/core/runtime.h"
+#include "reid/deploy/model.h"
+#include "reid/engine/builders.h"
+#include "reid/engine/checkpoint.h"
+#include "reid/engine/hooks.h"
+#include "reid/engine/recorder.h"
+#include "reid/engine/trainer.h"
 #include "reid/models/norm.h"
 #include "reid/models/summary.h"
 #include "reid/utils/strings.h"
 
 namespace fs = std::filesystem;
 
-namespace reid::engine {
+namespace reid::app {
 namespace {
-
-double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 // Keys a checkpoint cannot survive a change of: they shape the model, the optimiser state, the
 // loss terms' parameters, the training set or the batch sequence.
@@ -61,7 +66,7 @@ std::vector<std::string> run_files(const fs::path& dir) {
 }
 
 // Every rank's text, in rank order (collective).
-std::vector<std::string> exchange_text(Distributed& dist, const std::string& mine) {
+std::vector<std::string> exchange_text(engine::Distributed& dist, const std::string& mine) {
   const auto options = torch::TensorOptions().device(dist.device());
   const auto lengths = dist.all_gather(torch::full({1}, static_cast<int64_t>(mine.size()), options.dtype(torch::kLong)));
   int64_t longest = 1;
@@ -89,7 +94,7 @@ bool differs_per_rank(const std::string& key) {
 // training set and the same model. Checked before training's first collective, which would
 // otherwise abort or hang on tensors of different sizes. Throws the same ConfigError on every
 // rank, naming what differs and on which rank.
-void check_ranks_agree(Distributed& dist, const Config& config, const data::RecordList& records, int64_t num_classes,
+void check_ranks_agree(engine::Distributed& dist, const Config& config, const data::RecordList& records, int64_t num_classes,
                        const torch::nn::Module& model) {
   if (!dist.is_distributed()) return;
   std::string shapes;
@@ -145,12 +150,18 @@ void check_ranks_agree(Distributed& dist, const Config& config, const data::Reco
                                          "output_dir, data.root, data.workers and data.prefetch may differ)");
 }
 
-TrainResult run_training(const Config& config, const TrainSetup& setup, Distributed& dist) {
-  const double run_start = now();
-  const bool main = dist.is_main();
-  const fs::path out(config.output_dir);
-  const std::string checkpoint_path = (out / "checkpoints" / "last.ckpt").string();
-  check_names(config, setup.registries, /*training=*/true);
+// The training and test sets of a run.
+struct RunData {
+  std::vector<data::DatasetSplits> sources, targets;
+  data::RecordList records;  // the merged training set
+  int64_t num_classes = 0;
+  bool video = false;
+};
+
+// Step 1: the folder and the config. Refuses (before writing anything) what cannot run, then
+// writes the config; returns the allowed differences from the checkpoint's config on resume.
+std::vector<config::KeyDifference> prepare(const Config& config, const TrainSetup& setup, bool main) {
+  engine::check_names(config, setup.registries, /*training=*/true);
   // Everything random from here on (initialisation, the loss terms' parameters) follows
   // config.seed, so a run started from a program is reproducible as one from reid-train.
   seed_everything(static_cast<std::uint64_t>(config.seed));
@@ -159,32 +170,41 @@ TrainResult run_training(const Config& config, const TrainSetup& setup, Distribu
   if (setup.resume) differences = check_resume(config);
   // Nothing was written into the folder before these checks: a run refused by them leaves it
   // as it was.
-  if (main) config::save_config(config, (out / "config.yaml").string());
+  if (main) config::save_config(config, (fs::path(config.output_dir) / "config.yaml").string());
+  return differences;
+}
 
-  // Data.
-  const auto sources = load_datasets(config, /*sources=*/true, setup.registries.datasets);
-  const auto targets = load_datasets(config, /*sources=*/false, setup.registries.datasets);
+// Step 2: the data sets, their statistics, and the merged training set (checked against the
+// checkpoint's on resume).
+RunData load_data(const Config& config, const TrainSetup& setup, const std::string& checkpoint_path,
+                  engine::Distributed& dist) {
+  const bool main = dist.is_main();
+  RunData d;
+  d.sources = engine::load_datasets(config, /*sources=*/true, setup.registries.datasets);
+  d.targets = engine::load_datasets(config, /*sources=*/false, setup.registries.datasets);
   if (main) {
-    for (const auto& d : sources) {
-      const auto shared = data::shared_identities(d);
-      const bool tested = std::count(config.data.targets.begin(), config.data.targets.end(), d.name) > 0;
+    for (const auto& set : d.sources) {
+      const auto shared = data::shared_identities(set);
+      const bool tested = std::count(config.data.targets.begin(), config.data.targets.end(), set.name) > 0;
       if (tested && !shared.empty())
         logger().warn("dataset {}: {} identities appear in both its training and its test split (first: {}): the "
                       "test measures memorisation, not re-identification of unseen people",
-                      d.name, shared.size(), shared.front());
+                      set.name, shared.size(), shared.front());
     }
-    for (const auto& d : sources) logger().info("\n{}", data::statistics_table(d));
-    for (const auto& d : targets)
-      if (std::find(config.data.sources.begin(), config.data.sources.end(), d.name) == config.data.sources.end())
-        logger().info("\n{}", data::statistics_table(d));
+    for (const auto& set : d.sources) logger().info("\n{}", data::statistics_table(set));
+    for (const auto& set : d.targets)
+      if (std::find(config.data.sources.begin(), config.data.sources.end(), set.name) == config.data.sources.end())
+        logger().info("\n{}", data::statistics_table(set));
   }
-  const auto records = data::make_record_list(data::merge_training_sets(sources));
-  const int64_t num_classes = data::count_pids(*records);
+  d.records = data::make_record_list(data::merge_training_sets(d.sources));
+  d.num_classes = data::count_pids(*d.records);
+  const auto& records = d.records;
+  const int64_t num_classes = d.num_classes;
   if (num_classes < 2)
     throw ConfigError("data.sources", "the training set has " + std::to_string(num_classes) +
                                           " identity: re-identification needs at least 2 to learn anything");
   if (setup.resume) {
-    const auto saved = read_training_state(checkpoint_path);
+    const auto saved = engine::read_training_state(checkpoint_path);
     if (saved.num_classes > 0 &&
         (saved.num_classes != num_classes || saved.num_images != static_cast<int64_t>(records->size())))
       throw ConfigError("data.sources", "the checkpoint " + checkpoint_path + " was trained on " +
@@ -193,10 +213,10 @@ TrainResult run_training(const Config& config, const TrainSetup& setup, Distribu
                                             std::to_string(records->size()) + " images of " +
                                             std::to_string(num_classes) + " identities: it cannot be resumed with it");
   }
-  const bool video = data::is_video(*records);
+  d.video = data::is_video(*records);
   if (main) {
-    logger().info("training on {} {} of {} identities", records->size(), video ? "tracklets" : "images", num_classes);
-    if (video)
+    logger().info("training on {} {} of {} identities", records->size(), d.video ? "tracklets" : "images", num_classes);
+    if (d.video)
       logger().info("clips of {} frames ({} frames for training, {} at test), {} pooling over time",
                     config.data.seq_len, config.data.train_sampling, config.data.test_sampling,
                     config.model.temporal_pooling);
@@ -204,14 +224,19 @@ TrainResult run_training(const Config& config, const TrainSetup& setup, Distribu
       logger().info("data-parallel: {} processes ({} backend), {} images per process and step", dist.world_size(),
                     dist.backend(), config.data.batch_size / dist.world_size());
   }
+  return d;
+}
 
-  // Model, losses, optimisers.
+// Step 3: model, losses, optimisers, sampler and loader, after the ranks agree on the job.
+engine::TrainComponents build_components(const Config& config, const TrainSetup& setup, const RunData& d,
+                                         engine::Distributed& dist) {
+  const bool main = dist.is_main();
   const torch::Device device = dist.device();
-  configure_backends(config, device);
+  engine::configure_backends(config, device);
   // SIE: one camera embedding per camera id of the training set (merged sets' ids are offset).
   int64_t cameras = 0;
-  for (const auto& record : *records) cameras = std::max(cameras, record.camid + 1);
-  auto model = build_model(config, num_classes, device, setup.registries.models, cameras, video);
+  for (const auto& record : *d.records) cameras = std::max(cameras, record.camid + 1);
+  auto model = deploy::build_model(config, d.num_classes, device, setup.registries.models, cameras, d.video);
   if (main)
     logger().info("model {}: {}", config.model.name,
                   models::summarize(*model, config.data.height, config.data.width).text());
@@ -220,85 +245,117 @@ TrainResult run_training(const Config& config, const TrainSetup& setup, Distribu
     const int norms = models::convert_sync_batchnorm(*model, &dist);
     if (main) logger().info("synchronized batch norm: {} layers use the statistics of the global batch", norms);
   }
-  losses::LossSet loss(loss_options(config, num_classes, model->feature_dim(), model->embedding_dims()),
+  losses::LossSet loss(config::loss_options(config, d.num_classes, model->feature_dim(), model->embedding_dims()),
                        setup.registries.losses);
   loss->to(device);
-  if (model_dtype(config) != torch::kFloat) loss->to(model_dtype(config));
+  if (config::model_dtype(config) != torch::kFloat) loss->to(config::model_dtype(config));
   std::vector<torch::Tensor> never_trained;
   for (const auto& p : model->parameters())
     if (!p.requires_grad()) never_trained.push_back(p);
 
-  TrainComponents components;
-  components.optimizer = build_optimizer(*model, optimizer_options(config), never_trained);
-  components.auxiliary = auxiliary_optimizers(*loss);
+  engine::TrainComponents components;
+  components.optimizer = engine::build_optimizer(*model, engine::optimizer_options(config), never_trained,
+                                                 setup.registries.optimizers);
+  components.auxiliary = engine::auxiliary_optimizers(*loss);
   components.model = model;
   components.loss = loss;
-  check_ranks_agree(dist, config, records, num_classes, *model);
-  components.sampler = build_sampler(config, records, dist.world_size());
-  components.records = records;
-  components.transform = transform_options(config, true);
-  components.loader = loader_options(config, device.is_cuda());
-  Trainer trainer(trainer_options(config), std::move(components), dist);
+  check_ranks_agree(dist, config, d.records, d.num_classes, *model);
+  components.sampler = engine::build_sampler(config, d.records, dist.world_size(), setup.registries.samplers);
+  components.records = d.records;
+  components.transform = config::transform_options(config, true);
+  components.loader = config::loader_options(config, device.is_cuda());
+  return components;
+}
 
-  const std::string yaml = config::to_yaml(config);
-  if (setup.resume) {
-    trainer.resume(checkpoint_path);
-    if (main && !differences.empty()) {
-      std::vector<std::string> changed;
-      for (const auto& d : differences) changed.push_back(d.path + ": " + d.before + " -> " + d.after);
-      logger().warn("the config differs from the checkpoint's ({}); continuing with the new one", utils::join(changed));
-    }
-    if (main)
-      logger().info("resumed from {}: epoch {}, batch {}, iteration {}", checkpoint_path, trainer.state().epoch + 1,
-                    trainer.state().sampler.position, trainer.state().iteration);
+// Step 4 (on resume): the checkpoint's state, with the config's allowed changes logged.
+void resume_from(engine::Trainer& trainer, const std::string& checkpoint_path,
+                 const std::vector<config::KeyDifference>& differences, bool main) {
+  trainer.resume(checkpoint_path);
+  if (main && !differences.empty()) {
+    std::vector<std::string> changed;
+    for (const auto& d : differences) changed.push_back(d.path + ": " + d.before + " -> " + d.after);
+    logger().warn("the config differs from the checkpoint's ({}); continuing with the new one", utils::join(changed));
   }
-  trainer.state().config_yaml = yaml;
-  trainer.state().num_classes = num_classes;
-  trainer.state().num_images = static_cast<int64_t>(records->size());
+  if (main)
+    logger().info("resumed from {}: epoch {}, batch {}, iteration {}", checkpoint_path, trainer.state().epoch + 1,
+                  trainer.state().sampler.position, trainer.state().iteration);
+}
 
+// The hooks the run installs besides the program's own, in their order.
+struct BuiltinHooks {
+  std::shared_ptr<engine::CheckpointHook> checkpoints;
+  std::shared_ptr<engine::EvaluationHook> evaluator;
+};
+
+// Step 5: logging and metrics files, checkpoints, evaluation, then the program's hooks.
+BuiltinHooks add_hooks(engine::Trainer& trainer, const Config& config, const TrainSetup& setup, const RunData& d,
+                       bool main) {
   std::vector<std::string> target_names;
-  for (const auto& t : targets) target_names.push_back(t.name);
-  auto recorder = main ? std::make_shared<Recorder>(config.output_dir, target_names, /*tensorboard=*/true) : nullptr;
-  auto checkpoints = std::make_shared<CheckpointHook>(config.output_dir, config.solver.checkpoint_period);
-  EvaluationHookOptions evaluation;
+  for (const auto& t : d.targets) target_names.push_back(t.name);
+  auto recorder = main ? std::make_shared<engine::Recorder>(config.output_dir, target_names, /*tensorboard=*/true) : nullptr;
+  BuiltinHooks hooks;
+  hooks.checkpoints = std::make_shared<engine::CheckpointHook>(config.output_dir, config.solver.checkpoint_period);
+  engine::EvaluationHookOptions evaluation;
   evaluation.period = config.solver.eval_period;
   evaluation.best_metric = config.solver.best_metric;
+  evaluation.metrics = setup.registries.metrics;
   evaluation.output_dir = config.output_dir;
-  auto evaluator = std::make_shared<EvaluationHook>(targets, evaluation_options(config, device), evaluation, recorder,
-                                                    setup.callbacks);
+  hooks.evaluator = std::make_shared<engine::EvaluationHook>(
+      d.targets, engine::evaluation_options(config, trainer.dist().device()), evaluation, recorder, setup.callbacks);
   const bool triplet = std::count(config.loss.names.begin(), config.loss.names.end(), "triplet") > 0;
-  trainer.add_hook(std::make_shared<LoggingHook>(recorder, setup.callbacks,
-                                                 triplet ? config.loss.triplet.margin : 0.0));
-  trainer.add_hook(checkpoints);
-  trainer.add_hook(evaluator);
+  trainer.add_hook(std::make_shared<engine::LoggingHook>(recorder, setup.callbacks,
+                                                         triplet ? config.loss.triplet.margin : 0.0));
+  trainer.add_hook(hooks.checkpoints);
+  trainer.add_hook(hooks.evaluator);
+  for (const auto& hook : setup.hooks) trainer.add_hook(hook);
+  return hooks;
+}
 
-  trainer.train();
-
+// Step 6: what the run did, logged on the main rank.
+TrainResult summarize(engine::Trainer& trainer, const BuiltinHooks& hooks, const Config& config,
+                      const TrainSetup& setup, double run_start) {
   const auto& state = trainer.state();
   TrainResult result;
-  result.rank = dist.rank();
-  result.world_size = dist.world_size();
+  result.rank = trainer.dist().rank();
+  result.world_size = trainer.dist().world_size();
   result.interrupted = trainer.interrupted();
   result.epochs = state.epoch;
   result.best_metric = state.best_metric;
   result.best_epoch = state.best_epoch;
-  result.results = evaluator->results();
-  result.checkpoint = checkpoints->path();
+  result.results = hooks.evaluator->results();
+  result.checkpoint = hooks.checkpoints->path();
   result.train_seconds = state.train_seconds;
   result.images_per_second = static_cast<double>(state.images) / std::max(state.train_seconds, 1e-9);
   if (result.interrupted) return result;
-  result.final_weights = checkpoints->final_weights();
-  if (main) {
+  result.final_weights = hooks.checkpoints->final_weights();
+  if (trainer.dist().is_main()) {
     logger().info("training done: {} epochs, {} of training at {:.0f} img/s ({} wall time{} with evaluation); final "
                   "weights {}",
                   result.epochs, utils::format_duration(result.train_seconds), result.images_per_second,
-                  utils::format_duration(now() - run_start), setup.resume ? " of this process" : "",
+                  utils::format_duration(monotonic_seconds() - run_start), setup.resume ? " of this process" : "",
                   result.final_weights);
     if (state.best_epoch > 0)
       logger().info("best {} {:.2f}% at epoch {}", config.solver.best_metric, 100.0 * state.best_metric,
                     state.best_epoch);
   }
   return result;
+}
+
+TrainResult run_training(const Config& config, const TrainSetup& setup, engine::Distributed& dist) {
+  const double run_start = monotonic_seconds();
+  const bool main = dist.is_main();
+  const std::string checkpoint_path = (fs::path(config.output_dir) / "checkpoints" / "last.ckpt").string();
+  const auto differences = prepare(config, setup, main);
+  const RunData d = load_data(config, setup, checkpoint_path, dist);
+  engine::Trainer trainer(engine::trainer_options(config).schedulers(setup.registries.schedulers),
+                          build_components(config, setup, d, dist), dist);
+  if (setup.resume) resume_from(trainer, checkpoint_path, differences, main);
+  trainer.state().config_yaml = config::to_yaml(config);
+  trainer.state().num_classes = d.num_classes;
+  trainer.state().num_images = static_cast<int64_t>(d.records->size());
+  const auto hooks = add_hooks(trainer, config, setup, d, main);
+  trainer.train();
+  return summarize(trainer, hooks, config, setup, run_start);
 }
 
 }  // namespace
@@ -342,7 +399,7 @@ void prepare_run_folder(const std::string& output_dir, bool resume, bool overwri
 
 std::vector<config::KeyDifference> check_resume(const Config& config) {
   const std::string path = (fs::path(config.output_dir) / "checkpoints" / "last.ckpt").string();
-  const TrainingState state = read_training_state(path);
+  const engine::TrainingState state = engine::read_training_state(path);
   Config saved;
   try {
     saved = config::parse_config(state.config_yaml);
@@ -366,13 +423,13 @@ std::vector<config::KeyDifference> check_resume(const Config& config) {
 }
 
 TrainResult train(const Config& config, const TrainSetup& setup) {
-  const DistributedOptions job = distributed_options(config, setup.distributed);
-  check_batch_split(config, job.world_size);
-  const torch::Device device = rank_device(config, job);
-  Distributed dist(job, device);
+  const engine::DistributedOptions job = engine::distributed_options(config, setup.distributed);
+  engine::check_batch_split(config, job.world_size);
+  const torch::Device device = engine::rank_device(config, job);
+  engine::Distributed dist(job, device);
   try {
     return run_training(config, setup, dist);
-  } catch (const DistributedError&) {
+  } catch (const engine::DistributedError&) {
     throw;  // another rank failed; it has said why
   } catch (const std::exception& e) {
     dist.report_failure(e.what());
@@ -380,11 +437,11 @@ TrainResult train(const Config& config, const TrainSetup& setup) {
   }
 }
 
-TrainResult train(const Config& config, bool resume, const TrainCallbacks& callbacks) {
+TrainResult train(const Config& config, bool resume, const engine::TrainCallbacks& callbacks) {
   TrainSetup setup;
   setup.resume = resume;
   setup.callbacks = callbacks;
   return train(config, setup);
 }
 
-}  // namespace reid::engine
+}  // namespace reid::app

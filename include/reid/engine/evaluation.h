@@ -1,8 +1,8 @@
 #pragma once
 /// @file
-/// Running a trained model on test data: evaluation on a dataset's query/gallery split (feature
-/// extraction sharded over the ranks of a data-parallel job), the reid-test and reid-extract
-/// entry points, and loading a model for inference from a weights file.
+/// Evaluating a model on test data during and after training: each target's query/gallery split,
+/// its features extracted by deploy's one extraction path, sharded over the ranks of a
+/// data-parallel job.
 
 #include <map>
 #include <string>
@@ -11,9 +11,8 @@
 #include "reid/config/config.h"
 #include "reid/data/records.h"
 #include "reid/data/transforms.h"
-#include "reid/engine/registries.h"
-#include "reid/engine/distributed.h"
 #include "reid/deploy/extract.h"
+#include "reid/engine/distributed.h"
 #include "reid/eval/evaluator.h"
 #include "reid/models/model.h"
 
@@ -52,21 +51,5 @@ std::map<std::string, eval::EvalResult> evaluate_targets(models::ReidModelImpl& 
                                                          const EvaluationOptions& options,
                                                          const std::string& output_dir = "",
                                                          Distributed* dist = nullptr);
-
-/// Builds the configured model for inference from a weights file: the number of classes is read
-/// from the file's classifier, so the weights load completely.
-models::ReidModel load_model_for_inference(const Config& config, const std::string& weights,
-                                           const Registries& registries = {});
-
-/// Evaluates the weights config.test.weights (default: <output_dir>/model_best.pt, then
-/// model_final.pt) on every data.targets dataset: flip TTA, re-ranking, ranked-list PNGs and
-/// features as .npy as config.test asks. Returns the results by dataset.
-std::map<std::string, eval::EvalResult> test(const Config& config, const Registries& registries = {});
-
-/// Features of `records` with the configured model and `weights`, written as
-/// <output_dir>/<name>_{features,pids,camids,paths}.npy. Returns the set.
-eval::FeatureSet extract(const Config& config, const std::string& weights, const data::RecordList& records,
-                         const std::string& output_dir, const std::string& name,
-                         const Registries& registries = {});
 
 }  // namespace reid::engine
