@@ -24,7 +24,7 @@ run(${CMAKE_COMMAND} --build ${build})
 run(${build}/reid_consumer)
 run(${build}/reid_consumer_cpu)
 
-# A backbone registered from outside the library, trained through engine::train.
+# A backbone registered from outside the library, trained through app::train.
 set(custom ${REID_BINARY_DIR}/consumer-test/custom_model)
 run(${CMAKE_COMMAND} -S ${REID_SOURCE_DIR}/examples/custom_model -B ${custom}
     -C ${init})
@@ -35,7 +35,22 @@ if(NOT EXISTS ${custom}/run/model_final.pt)
   message(FATAL_ERROR "the custom model's training wrote no final weights")
 endif()
 
-# A loss term registered from outside the library, trained with through engine::train.
+# A sampler and a hook of the program's own, added to a run built from the example's YAML
+# (smaller images and fewer identities, two epochs): the hook's file proves both took part.
+set(custom_sampler ${REID_BINARY_DIR}/consumer-test/custom_sampler)
+run(${CMAKE_COMMAND} -S ${REID_SOURCE_DIR}/examples/custom_sampler -B ${custom_sampler}
+    -C ${init})
+run(${CMAKE_COMMAND} --build ${custom_sampler})
+file(REMOVE_RECURSE ${custom_sampler}/run)
+run(${custom_sampler}/custom_sampler ${REID_SOURCE_DIR}/examples/custom_sampler/experiment.yaml
+    output_dir=${custom_sampler}/run solver.max_epochs=2 solver.eval_period=2 data.height=64 data.width=32
+    data.synthetic.train_ids=16 data.synthetic.test_ids=8 data.batch_size=16 data.workers=1 test.batch_size=64)
+file(STRINGS ${custom_sampler}/run/batches.csv audit)
+if(NOT audit MATCHES "^epoch,batches,min_cameras_per_identity;1,[1-9][0-9]*,[2-9];2,[1-9][0-9]*,[2-9]$")
+  message(FATAL_ERROR "the custom sampler's hook wrote '${audit}' to batches.csv")
+endif()
+
+# A loss term registered from outside the library, trained with through app::train.
 set(custom_loss ${REID_BINARY_DIR}/consumer-test/custom_loss)
 run(${CMAKE_COMMAND} -S ${REID_SOURCE_DIR}/examples/custom_loss -B ${custom_loss}
     -C ${init})
