@@ -20,8 +20,8 @@
 
 #include "reid/core/runtime.h"
 #include "reid/eval/metrics.h"
-#include "reid/eval/npy.h"
 #include "reid/eval/rerank.h"
+#include "reid/io/npy.h"
 
 namespace {
 
@@ -78,12 +78,12 @@ int main(int argc, char** argv) {
     const auto shift = 0.8 * torch::randn({cams, dim});
     const Split query = make_split(centres, shift, nq, 0, ids, cams, 1.3);
     const Split gallery = make_split(centres, shift, ng, 0, ids, cams, 1.3);
-    reid::eval::write_npy(write_dir + "/qf.npy", query.features);
-    reid::eval::write_npy(write_dir + "/gf.npy", gallery.features);
-    reid::eval::write_npy(write_dir + "/q_pids.npy", query.pids);
-    reid::eval::write_npy(write_dir + "/g_pids.npy", gallery.pids);
-    reid::eval::write_npy(write_dir + "/q_camids.npy", query.camids);
-    reid::eval::write_npy(write_dir + "/g_camids.npy", gallery.camids);
+    reid::io::write_npy(write_dir + "/qf.npy", query.features);
+    reid::io::write_npy(write_dir + "/gf.npy", gallery.features);
+    reid::io::write_npy(write_dir + "/q_pids.npy", query.pids);
+    reid::io::write_npy(write_dir + "/g_pids.npy", gallery.pids);
+    reid::io::write_npy(write_dir + "/q_camids.npy", query.camids);
+    reid::io::write_npy(write_dir + "/g_camids.npy", gallery.camids);
     std::printf("wrote %s features (%lld x %lld, %lld-d) to %s\n", scenario.c_str(), static_cast<long long>(nq),
                 static_cast<long long>(ng), static_cast<long long>(dim), write_dir.c_str());
     return 0;
@@ -93,12 +93,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   double start = now();
-  const auto qf = reid::eval::read_features(features_dir + "/qf.npy");
-  const auto gf = reid::eval::read_features(features_dir + "/gf.npy");
-  const auto qp = reid::eval::read_labels(features_dir + "/q_pids.npy", qf.size(0));
-  const auto gp = reid::eval::read_labels(features_dir + "/g_pids.npy", gf.size(0));
-  const auto qc = reid::eval::read_labels(features_dir + "/q_camids.npy", qf.size(0));
-  const auto gc = reid::eval::read_labels(features_dir + "/g_camids.npy", gf.size(0));
+  const auto qf = reid::io::read_features(features_dir + "/qf.npy");
+  const auto gf = reid::io::read_features(features_dir + "/gf.npy");
+  const auto qp = reid::io::read_labels(features_dir + "/q_pids.npy", qf.size(0));
+  const auto gp = reid::io::read_labels(features_dir + "/g_pids.npy", gf.size(0));
+  const auto qc = reid::io::read_labels(features_dir + "/q_camids.npy", qf.size(0));
+  const auto gc = reid::io::read_labels(features_dir + "/g_camids.npy", gf.size(0));
   const double load = now() - start;
   const int64_t nq = qf.size(0), ng = gf.size(0);
   std::printf("%lld queries x %lld gallery, %lld-d, %d threads; features loaded in %.2f s\n",

@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "fuzz_support.h"
+#include "reid/io/torch_file.h"
 #include "reid/models/weights.h"
-#include "reid/utils/torch_file.h"
 #include "zip_records.h"
 
 using reid::test::zip;
@@ -20,7 +20,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       data[0] % 2 == 0 ? rest
                        : zip({{"archive/data.pkl", rest}, {"archive/data/0", std::string(64, '\1')}, {"archive/data/1", std::string(64, '\2')},
                               {"archive/version", "3\n"}});
-  reid::fuzz::expect_clean([&] { reid::utils::parse_torch_file(archive, "fuzz.pt"); });
+  reid::fuzz::expect_clean([&] { reid::io::parse_torch_file(archive, "fuzz.pt"); });
   const std::string path = reid::fuzz::write("input.pt", archive);
   reid::fuzz::expect_clean([&] { reid::models::read_state_dict(path); });
   return 0;

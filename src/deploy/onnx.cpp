@@ -13,15 +13,15 @@
 
 #include "reid/core/error.h"
 #include "reid/core/version.h"
+#include "reid/io/protobuf.h"
 #include "reid/utils/files.h"
-#include "reid/utils/protobuf.h"
 
 namespace reid::deploy {
 namespace {
 
 using torch::jit::Node;
 using torch::jit::Value;
-using utils::ProtoWriter;
+using io::ProtoWriter;
 
 // Field numbers and enums of onnx/onnx.proto (ModelProto, GraphProto, NodeProto, AttributeProto,
 // TensorProto, ValueInfoProto, TypeProto, TensorShapeProto).

@@ -8,9 +8,9 @@
 #include <torch/torch.h>
 
 #include "reid/core/error.h"
+#include "reid/io/torch_file.h"
 #include "reid/utils/files.h"
 #include "reid/utils/strings.h"
-#include "reid/utils/torch_file.h"
 
 namespace reid::engine {
 namespace {
@@ -78,7 +78,7 @@ template <class F>
 auto guarded_read(const std::string& path, F&& body) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) throw IOError(path, "checkpoint not found");
-  const std::string bytes = utils::read_checked_archive(path);
+  const std::string bytes = io::read_checked_archive(path);
   try {
     std::istringstream stream(bytes);
     return body(stream);

@@ -13,6 +13,7 @@
 
 #include "reid/core/error.h"
 #include "reid/core/logging.h"
+#include "reid/io/json.h"
 #include "reid/utils/files.h"
 #include "reid/utils/strings.h"
 
@@ -26,9 +27,6 @@ std::string number(double v) {
   std::snprintf(buffer, sizeof(buffer), "%.6g", v);
   return buffer;
 }
-
-// A JSON number; JSON has no NaN or infinity, so those are written as null.
-std::string json_number(double v) { return std::isfinite(v) ? number(v) : "null"; }
 
 // One whole line or none, with an error naming the file and the system's reason (a full disk, a
 // file-size limit): a stream would report neither, and might leave half a line.
@@ -112,16 +110,16 @@ void draw_panel(cv::Mat& canvas, const cv::Rect& area, const std::string& title,
 Recorder::Recorder(const std::string& output_dir, std::vector<std::string> targets, bool tensorboard)
     : dir_(output_dir), targets_(std::move(targets)) {
   fs::create_directories(dir_);
-  if (tensorboard) tensorboard_ = std::make_unique<EventWriter>((fs::path(dir_) / "tb").string());
+  if (tensorboard) tensorboard_ = std::make_unique<io::EventWriter>((fs::path(dir_) / "tb").string());
   if (!targets_.empty()) read_history(fs::path(dir_) / "metrics.csv", targets_.front(), loss_curve_, eval_curve_);
 }
 
 void Recorder::iteration(const IterationStats& s) {
   std::ostringstream json;
   json << "{\"type\": \"iteration\", \"epoch\": " << s.epoch << ", \"iteration\": " << s.iteration
-       << ", \"lr\": " << json_number(s.lr) << ", \"loss\": " << json_number(s.loss);
-  for (const auto& t : s.terms) json << ", " << utils::json_quote(t.first) << ": " << json_number(t.second);
-  json << ", \"images_per_second\": " << json_number(s.images_per_second) << ", \"data_fraction\": " << json_number(s.data_fraction)
+       << ", \"lr\": " << io::json_number(s.lr) << ", \"loss\": " << io::json_number(s.loss);
+  for (const auto& t : s.terms) json << ", " << io::json_string(t.first) << ": " << io::json_number(t.second);
+  json << ", \"images_per_second\": " << io::json_number(s.images_per_second) << ", \"data_fraction\": " << io::json_number(s.data_fraction)
        << "}";
   append_line(fs::path(dir_) / "metrics.jsonl", json.str());
   if (tensorboard_) {
@@ -142,9 +140,9 @@ void Recorder::epoch(const EpochStats& s) {
   if (term_names_.empty())
     for (const auto& t : s.terms) term_names_.push_back(t.first);
   std::ostringstream json;
-  json << "{\"type\": \"epoch\", \"epoch\": " << s.epoch << ", \"lr\": " << json_number(s.lr) << ", \"loss\": " << json_number(s.loss);
-  for (const auto& t : s.terms) json << ", " << utils::json_quote(t.first) << ": " << json_number(t.second);
-  json << ", \"images_per_second\": " << json_number(s.images_per_second) << ", \"seconds\": " << json_number(s.seconds) << "}";
+  json << "{\"type\": \"epoch\", \"epoch\": " << s.epoch << ", \"lr\": " << io::json_number(s.lr) << ", \"loss\": " << io::json_number(s.loss);
+  for (const auto& t : s.terms) json << ", " << io::json_string(t.first) << ": " << io::json_number(t.second);
+  json << ", \"images_per_second\": " << io::json_number(s.images_per_second) << ", \"seconds\": " << io::json_number(s.seconds) << "}";
   append_line(fs::path(dir_) / "metrics.jsonl", json.str());
   loss_curve_.emplace_back(static_cast<double>(s.epoch), s.loss);
   if (tensorboard_) {
@@ -156,7 +154,7 @@ void Recorder::epoch(const EpochStats& s) {
 
 void Recorder::evaluation(int64_t epoch, const std::string& dataset, const eval::EvalResult& r) {
   append_line(fs::path(dir_) / "metrics.jsonl",
-              "{\"type\": \"evaluation\", \"epoch\": " + std::to_string(epoch) + ", \"dataset\": " + utils::json_quote(dataset) +
+              "{\"type\": \"evaluation\", \"epoch\": " + std::to_string(epoch) + ", \"dataset\": " + io::json_string(dataset) +
                   ", \"metrics\": " + r.to_json() + "}");
   if (epoch == last_epoch_.epoch) {
     last_eval_[dataset] = {r.cmc[0], r.mAP};

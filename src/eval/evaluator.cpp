@@ -3,18 +3,18 @@
 #include <torch/torch.h>
 
 #include "reid/core/error.h"
-#include "reid/eval/npy.h"
+#include "reid/io/npy.h"
 
 namespace reid::eval {
 
 FeatureSet load_feature_set(const std::string& features, const std::string& pids, const std::string& camids,
                             const std::string& paths) {
   FeatureSet set;
-  set.features = read_features(features);
-  set.pids = read_labels(pids, set.features.size(0));
-  set.camids = read_labels(camids, set.features.size(0));
+  set.features = io::read_features(features);
+  set.pids = io::read_labels(pids, set.features.size(0));
+  set.camids = io::read_labels(camids, set.features.size(0));
   if (!paths.empty()) {
-    set.paths = read_npy_strings(paths);
+    set.paths = io::read_npy_strings(paths);
     if (static_cast<int64_t>(set.paths.size()) != set.size())
       throw IOError(paths, "has " + std::to_string(set.paths.size()) + " paths but the features have " +
                                std::to_string(set.size()) + " rows");
@@ -24,10 +24,10 @@ FeatureSet load_feature_set(const std::string& features, const std::string& pids
 
 void save_feature_set(const FeatureSet& set, const std::string& dir, const std::string& prefix) {
   const std::string base = dir + "/" + prefix;
-  write_npy(base + "_features.npy", set.features);
-  write_npy(base + "_pids.npy", set.pids);
-  write_npy(base + "_camids.npy", set.camids);
-  write_npy_strings(base + "_paths.npy", set.paths);
+  io::write_npy(base + "_features.npy", set.features);
+  io::write_npy(base + "_pids.npy", set.pids);
+  io::write_npy(base + "_camids.npy", set.camids);
+  io::write_npy_strings(base + "_paths.npy", set.paths);
 }
 
 std::pair<torch::Tensor, torch::Tensor> prepare_features(const FeatureSet& query, const FeatureSet& gallery,

@@ -12,10 +12,10 @@
 
 #include "reid/core/error.h"
 #include "reid/core/logging.h"
+#include "reid/io/torch_file.h"
 #include "reid/models/model.h"
 #include "reid/utils/files.h"
 #include "reid/utils/strings.h"
-#include "reid/utils/torch_file.h"
 
 namespace reid::models {
 namespace {
@@ -33,7 +33,7 @@ std::string listed(const std::vector<std::string>& items, std::size_t limit = 8)
   return text;
 }
 
-bool is_state_dict(const utils::PyValue& value) {
+bool is_state_dict(const io::PyValue& value) {
   if (!value.is_dict() || value.entries->empty()) return false;
   for (const auto& entry : *value.entries)
     if (!entry.first.is_string() || !entry.second.is_tensor()) return false;
@@ -50,12 +50,12 @@ StateDict state_dict(const torch::nn::Module& module) {
 }
 
 StateDict read_state_dict(const std::string& path) {
-  const utils::PyValue root = utils::load_torch_file(path);
-  const utils::PyValue* dict = &root;
+  const io::PyValue root = io::load_torch_file(path);
+  const io::PyValue* dict = &root;
   if (!is_state_dict(root)) {
     dict = nullptr;
     for (const char* key : {"state_dict", "model"}) {
-      const utils::PyValue* inner = root.find(key);
+      const io::PyValue* inner = root.find(key);
       if (inner && is_state_dict(*inner)) {
         dict = inner;
         break;

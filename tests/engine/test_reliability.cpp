@@ -20,9 +20,9 @@
 #include "reid/deploy/model.h"
 #include "reid/engine/checkpoint.h"
 #include "reid/engine/hooks.h"
-#include "reid/eval/npy.h"
+#include "reid/io/npy.h"
+#include "reid/io/torch_file.h"
 #include "reid/models/weights.h"
-#include "reid/utils/torch_file.h"
 #include "support.h"
 #include "zip_records.h"
 
@@ -271,7 +271,7 @@ using test::zip;
 
 std::string pickle_error(const std::string& program) {
   try {
-    utils::parse_torch_file(zip({{"archive/data.pkl", program}, {"archive/version", "3\n"}}), "hostile.pt");
+    io::parse_torch_file(zip({{"archive/data.pkl", program}, {"archive/version", "3\n"}}), "hostile.pt");
   } catch (const IOError& e) {
     return e.what();
   }
@@ -298,7 +298,7 @@ TEST(Reliability, HostilePicklesAreErrorsNotCrashes) {
                            std::string("K\x00K\x64\x85K\x01\x85\x89NtR.", 13);
   const std::string data(8, '\0');
   try {
-    utils::parse_torch_file(zip({{"archive/data.pkl", view}, {"archive/data/0", data}, {"archive/version", "3\n"}}),
+    io::parse_torch_file(zip({{"archive/data.pkl", view}, {"archive/data/0", data}, {"archive/version", "3\n"}}),
                             "view.pt");
     FAIL() << "a view past its storage was accepted";
   } catch (const IOError& e) {
@@ -314,7 +314,7 @@ TEST(Reliability, AnEmptyStorageLoadsAsAnEmptyTensor) {
                             "ctorch\nFloatStorage\n" + unicode("0") + unicode("cpu") + std::string("K\x00tQ", 4) +
                             std::string("K\x00K\x00\x85K\x01\x85\x89NtR.", 13);
   const auto value =
-      utils::parse_torch_file(zip({{"archive/data.pkl", empty}, {"archive/data/0", ""}, {"archive/version", "3\n"}}), "empty.pt");
+      io::parse_torch_file(zip({{"archive/data.pkl", empty}, {"archive/data/0", ""}, {"archive/version", "3\n"}}), "empty.pt");
   ASSERT_TRUE(value.is_tensor());
   EXPECT_EQ(value.tensor.numel(), 0);
   EXPECT_EQ(value.tensor.dim(), 1);
@@ -332,7 +332,7 @@ TEST(Reliability, HostileNpyFilesNameTheFile) {
     file += h + std::string(data_bytes, '\0');
     write_file(dir / name, file);
     try {
-      eval::read_npy((dir / name).string());
+      io::read_npy((dir / name).string());
     } catch (const IOError& e) {
       EXPECT_EQ(e.path(), (dir / name).string());
       return std::string(e.what());
@@ -352,8 +352,8 @@ TEST(Reliability, HostileNpyFilesNameTheFile) {
   EXPECT_NE(npy("key.npy", "{'descr'", 0).find("malformed"), std::string::npos);
   // Non-ASCII paths survive the round trip (UTF-8 in, UCS-4 in the file, UTF-8 out).
   const std::vector<std::string> paths = {"Köln/ü_0001.jpg", "東京/0002.png", "plain.jpg"};
-  eval::write_npy_strings((dir / "paths.npy").string(), paths);
-  EXPECT_EQ(eval::read_npy_strings((dir / "paths.npy").string()), paths);
+  io::write_npy_strings((dir / "paths.npy").string(), paths);
+  EXPECT_EQ(io::read_npy_strings((dir / "paths.npy").string()), paths);
   if (std::string(REID_PYTHON).empty()) return;
   const auto r = run_command(std::string(REID_PYTHON) + " -c \"import numpy; a = numpy.load('" + (dir / "paths.npy").string() +
                              "'); print(len(a[1]), a[0] == 'K\\u00f6ln/\\u00fc_0001.jpg')\"");

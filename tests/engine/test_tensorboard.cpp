@@ -1,29 +1,29 @@
 #include <gtest/gtest.h>
 
 #include "reid/core/error.h"
-#include "reid/engine/tensorboard.h"
+#include "reid/io/tensorboard.h"
 #include "support.h"
 
 namespace reid::engine {
 namespace {
 
 TEST(TensorBoard, Crc32cKnownAnswers) {
-  EXPECT_EQ(crc32c("123456789", 9), 0xE3069283u);
-  EXPECT_EQ(crc32c("", 0), 0u);
+  EXPECT_EQ(io::crc32c("123456789", 9), 0xE3069283u);
+  EXPECT_EQ(io::crc32c("", 0), 0u);
 }
 
 TEST(TensorBoard, ScalarsRoundTripWithValidRecords) {
   test::TempDir dir;
   std::string path;
   {
-    EventWriter writer((dir / "tb").string());
+    io::EventWriter writer((dir / "tb").string());
     writer.add_scalar("train/loss", 2.5, 10);
     writer.add_scalar("eval/market1501/rank1", 0.75, 3);
     writer.flush();
     path = writer.path();
   }
   EXPECT_NE(path.find("events.out.tfevents."), std::string::npos);
-  const auto events = read_scalar_events(path);
+  const auto events = io::read_scalar_events(path);
   ASSERT_EQ(events.size(), 2u);
   EXPECT_EQ(events[0].tag, "train/loss");
   EXPECT_EQ(events[0].step, 10);
@@ -41,7 +41,7 @@ TEST(TensorBoard, ScalarsRoundTripWithValidRecords) {
   std::string bytes = test::read_file(path);
   bytes[bytes.size() - 10] ^= 0x40;
   test::write_file(dir / "bad", bytes);
-  EXPECT_THROW(read_scalar_events((dir / "bad").string()), IOError);
+  EXPECT_THROW(io::read_scalar_events((dir / "bad").string()), IOError);
 }
 
 }  // namespace

@@ -17,8 +17,8 @@
 #include "reid/deploy/model.h"
 #include "reid/engine/builders.h"
 #include "reid/engine/checkpoint.h"
-#include "reid/engine/tensorboard.h"
-#include "reid/eval/npy.h"
+#include "reid/io/npy.h"
+#include "reid/io/tensorboard.h"
 #include "reid/models/weights.h"
 #include "support.h"
 
@@ -73,11 +73,11 @@ TEST(Trainer, WritesEverythingARunNeeds) {
   const std::string csv = test::read_file(run / "metrics.csv");
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 4) << csv;
   EXPECT_NE(csv.find("epoch,lr,loss,ce,triplet,accuracy,triplet_active"), std::string::npos) << csv;
-  if (tensorboard_available()) {
+  if (io::tensorboard_available()) {
     std::vector<std::string> files;
     for (const auto& e : fs::directory_iterator(run / "tb")) files.push_back(e.path().string());
     ASSERT_EQ(files.size(), 1u);
-    const auto events = read_scalar_events(files[0]);
+    const auto events = io::read_scalar_events(files[0]);
     bool has_rank1 = false, has_lr = false;
     for (const auto& e : events) {
       has_rank1 = has_rank1 || e.tag == "eval/synthetic/rank1";
@@ -229,7 +229,7 @@ TEST(Trainer, TestAndExtractUseTheTrainedWeights) {
   ASSERT_EQ(results.size(), 1u);
   const fs::path run = config.output_dir;
   EXPECT_TRUE(fs::exists(run / "features/synthetic/query_features.npy"));
-  const auto gallery = eval::read_npy((run / "features/synthetic/gallery_features.npy").string());
+  const auto gallery = io::read_npy((run / "features/synthetic/gallery_features.npy").string());
   EXPECT_EQ(gallery.size(0), 4 * 2 * 2);
   EXPECT_EQ(std::distance(fs::directory_iterator(run / "ranked_lists/synthetic"), fs::directory_iterator()), 2);
   // Extract on a folder with Market-style names.
@@ -237,11 +237,11 @@ TEST(Trainer, TestAndExtractUseTheTrainedWeights) {
   const auto r = test::run_command(test::tool("reid-extract") + " -c " + path + " --weights " + (run / "model_final.pt").string() +
                                    " --images " + (dir / "images").string() + " -o " + (dir / "extracted").string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto features = eval::read_npy((dir / "extracted/features_features.npy").string());
+  const auto features = io::read_npy((dir / "extracted/features_features.npy").string());
   EXPECT_EQ(features.sizes(), (std::vector<int64_t>{3, 512}));
-  const auto camids = eval::read_npy((dir / "extracted/features_camids.npy").string());
+  const auto camids = io::read_npy((dir / "extracted/features_camids.npy").string());
   EXPECT_EQ(camids[0].item<int64_t>(), 1);
-  EXPECT_EQ(eval::read_npy_strings((dir / "extracted/features_paths.npy").string()).size(), 3u);
+  EXPECT_EQ(io::read_npy_strings((dir / "extracted/features_paths.npy").string()).size(), 3u);
   const auto missing = test::run_command(test::tool("reid-test") + " -c " + path + " -o " + (dir / "empty").string());
   EXPECT_NE(missing.exit_code, 0);
   EXPECT_NE(missing.err.find("pass --weights"), std::string::npos) << missing.err;

@@ -5,8 +5,8 @@
 #include "reid/data/image_io.h"
 #include "reid/data/synthetic.h"
 #include "reid/eval/evaluator.h"
-#include "reid/eval/npy.h"
 #include "reid/eval/visualize.h"
+#include "reid/io/npy.h"
 #include "support.h"
 
 namespace reid::eval {
@@ -23,7 +23,7 @@ TEST(Evaluator, FeatureSetsRoundTripThroughNpy) {
   EXPECT_TRUE(torch::equal(back.features, set.features));
   EXPECT_TRUE(torch::equal(back.camids, set.camids));
   EXPECT_EQ(back.paths, set.paths);
-  write_npy((dir / "short.npy").string(), torch::zeros({3}, torch::kLong));
+  io::write_npy((dir / "short.npy").string(), torch::zeros({3}, torch::kLong));
   EXPECT_THROW(load_feature_set((dir / "query_features.npy").string(), (dir / "short.npy").string(),
                                 (dir / "query_camids.npy").string()),
                IOError);

@@ -3,7 +3,7 @@
 #include <torch/torch.h>
 
 #include "reid/core/error.h"
-#include "reid/eval/npy.h"
+#include "reid/io/npy.h"
 #include "support.h"
 
 namespace reid::eval {
@@ -14,15 +14,15 @@ TEST(Npy, RoundTripsEveryDtype) {
   for (auto dtype : {torch::kFloat, torch::kDouble, torch::kLong, torch::kInt, torch::kByte}) {
     const auto t = torch::arange(12).view({3, 4}).to(dtype);
     const auto path = (dir / "a.npy").string();
-    write_npy(path, t);
-    const auto back = read_npy(path);
+    io::write_npy(path, t);
+    const auto back = io::read_npy(path);
     EXPECT_EQ(back.scalar_type(), dtype);
     EXPECT_TRUE(torch::equal(back, t));
   }
-  write_npy((dir / "v.npy").string(), torch::tensor({5, 6}, torch::kLong));
-  EXPECT_EQ(read_npy((dir / "v.npy").string()).sizes(), (std::vector<int64_t>{2}));
-  write_npy_strings((dir / "s.npy").string(), {"a/b.jpg", "", "long/path/name.png"});
-  EXPECT_EQ(read_npy_strings((dir / "s.npy").string()), (std::vector<std::string>{"a/b.jpg", "", "long/path/name.png"}));
+  io::write_npy((dir / "v.npy").string(), torch::tensor({5, 6}, torch::kLong));
+  EXPECT_EQ(io::read_npy((dir / "v.npy").string()).sizes(), (std::vector<int64_t>{2}));
+  io::write_npy_strings((dir / "s.npy").string(), {"a/b.jpg", "", "long/path/name.png"});
+  EXPECT_EQ(io::read_npy_strings((dir / "s.npy").string()), (std::vector<std::string>{"a/b.jpg", "", "long/path/name.png"}));
 }
 
 TEST(Npy, ReadsWhatNumpyWritesIncludingFortranOrder) {
@@ -37,13 +37,13 @@ TEST(Npy, ReadsWhatNumpyWritesIncludingFortranOrder) {
       "np.save(d + '/s.npy', np.array(['x.jpg', 'yy.png']))";
   const auto r = test::run_command(python + " -c \"" + script + "\" " + dir.path().string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_TRUE(torch::equal(read_npy((dir / "c.npy").string()), torch::arange(6, torch::kFloat).view({2, 3})));
-  EXPECT_TRUE(torch::equal(read_npy((dir / "f.npy").string()), torch::arange(6, torch::kDouble).view({2, 3})));
-  EXPECT_TRUE(torch::equal(read_npy((dir / "i.npy").string()), torch::tensor({3, -1, 7}, torch::kLong)));
-  EXPECT_EQ(read_npy_strings((dir / "s.npy").string()), (std::vector<std::string>{"x.jpg", "yy.png"}));
+  EXPECT_TRUE(torch::equal(io::read_npy((dir / "c.npy").string()), torch::arange(6, torch::kFloat).view({2, 3})));
+  EXPECT_TRUE(torch::equal(io::read_npy((dir / "f.npy").string()), torch::arange(6, torch::kDouble).view({2, 3})));
+  EXPECT_TRUE(torch::equal(io::read_npy((dir / "i.npy").string()), torch::tensor({3, -1, 7}, torch::kLong)));
+  EXPECT_EQ(io::read_npy_strings((dir / "s.npy").string()), (std::vector<std::string>{"x.jpg", "yy.png"}));
   // And numpy reads what we write.
-  write_npy((dir / "ours.npy").string(), torch::tensor({{1.5f, 2.5f}}));
-  write_npy_strings((dir / "ours_s.npy").string(), {"p/q.jpg"});
+  io::write_npy((dir / "ours.npy").string(), torch::tensor({{1.5f, 2.5f}}));
+  io::write_npy_strings((dir / "ours_s.npy").string(), {"p/q.jpg"});
   const auto check = test::run_command(python + " -c \"import numpy as np, sys; d = sys.argv[1]; "
                                        "a = np.load(d + '/ours.npy'); s = np.load(d + '/ours_s.npy'); "
                                        "assert a.dtype == np.float32 and a.shape == (1, 2) and a[0, 1] == 2.5; "
@@ -62,23 +62,23 @@ TEST(Npy, BadFilesNameThePathAndTheProblem) {
     return std::string();
   };
   const auto missing = (dir / "none.npy").string();
-  EXPECT_NE(message([&] { read_npy(missing); }).find(missing), std::string::npos);
+  EXPECT_NE(message([&] { io::read_npy(missing); }).find(missing), std::string::npos);
   test::write_file(dir / "text.npy", "hello");
-  EXPECT_NE(message([&] { read_npy((dir / "text.npy").string()); }).find("not a .npy file"), std::string::npos);
-  write_npy((dir / "big.npy").string(), torch::zeros({100, 8}));
+  EXPECT_NE(message([&] { io::read_npy((dir / "text.npy").string()); }).find("not a .npy file"), std::string::npos);
+  io::write_npy((dir / "big.npy").string(), torch::zeros({100, 8}));
   const std::string bytes = test::read_file(dir / "big.npy");
   test::write_file(dir / "cut.npy", bytes.substr(0, bytes.size() - 100));
-  EXPECT_NE(message([&] { read_npy((dir / "cut.npy").string()); }).find("truncated"), std::string::npos);
+  EXPECT_NE(message([&] { io::read_npy((dir / "cut.npy").string()); }).find("truncated"), std::string::npos);
   auto nan = torch::zeros({4, 3});
   nan[2][1] = std::numeric_limits<float>::quiet_NaN();
-  write_npy((dir / "nan.npy").string(), nan);
-  EXPECT_NE(message([&] { read_features((dir / "nan.npy").string()); }).find("first in row 2"), std::string::npos);
-  write_npy((dir / "labels.npy").string(), torch::zeros({5}, torch::kLong));
-  EXPECT_NE(message([&] { read_labels((dir / "labels.npy").string(), 4); }).find("has 5 labels but the features have 4 rows"),
+  io::write_npy((dir / "nan.npy").string(), nan);
+  EXPECT_NE(message([&] { io::read_features((dir / "nan.npy").string()); }).find("first in row 2"), std::string::npos);
+  io::write_npy((dir / "labels.npy").string(), torch::zeros({5}, torch::kLong));
+  EXPECT_NE(message([&] { io::read_labels((dir / "labels.npy").string(), 4); }).find("has 5 labels but the features have 4 rows"),
             std::string::npos);
-  write_npy((dir / "flabels.npy").string(), torch::zeros({4}));
-  EXPECT_NE(message([&] { read_labels((dir / "flabels.npy").string(), 4); }).find("integers"), std::string::npos);
-  EXPECT_NE(message([&] { read_features((dir / "labels.npy").string()); }).find("2-D"), std::string::npos);
+  io::write_npy((dir / "flabels.npy").string(), torch::zeros({4}));
+  EXPECT_NE(message([&] { io::read_labels((dir / "flabels.npy").string(), 4); }).find("integers"), std::string::npos);
+  EXPECT_NE(message([&] { io::read_features((dir / "labels.npy").string()); }).find("2-D"), std::string::npos);
 }
 
 }  // namespace

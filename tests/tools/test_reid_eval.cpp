@@ -4,7 +4,7 @@
 #include <torch/torch.h>
 
 #include "reid/eval/evaluator.h"
-#include "reid/eval/npy.h"
+#include "reid/io/npy.h"
 #include "support.h"
 
 namespace reid {
@@ -21,7 +21,7 @@ struct Files {
     query = {centres + torch::randn({20, 16}), qp, torch::zeros({20}, torch::kLong), {}};
     gallery = {centres.index_select(0, gp) + torch::randn({100, 16}), gp, torch::arange(100, torch::kLong).remainder(3) + 1, {}};
     auto save = [&](const std::string& name, const torch::Tensor& t) {
-      eval::write_npy((dir / name).string(), t);
+      io::write_npy((dir / name).string(), t);
       return (dir / name).string();
     };
     args = " --query-features " + save("qf.npy", query.features) + " --query-pids " + save("qp.npy", qp) +
@@ -76,11 +76,11 @@ TEST(ReidEval, SameNumbersAsTheInProcessPath) {
 
 TEST(ReidEval, BadInputsFailWithOneLineNamingTheFile) {
   Files f;
-  eval::write_npy((f.dir / "short.npy").string(), torch::zeros({7}, torch::kLong));
+  io::write_npy((f.dir / "short.npy").string(), torch::zeros({7}, torch::kLong));
   auto nan = f.gallery.features.clone();
   nan[5][2] = std::numeric_limits<float>::infinity();
-  eval::write_npy((f.dir / "nan.npy").string(), nan);
-  eval::write_npy((f.dir / "narrow.npy").string(), torch::zeros({100, 8}));
+  io::write_npy((f.dir / "nan.npy").string(), nan);
+  io::write_npy((f.dir / "narrow.npy").string(), torch::zeros({100, 8}));
   test::write_file(f.dir / "junk.npy", "junk");
   const std::vector<std::pair<std::string, std::string>> cases = {
       {f.args + " --query-pids " + (f.dir / "short.npy").string(), "short.npy: has 7 labels but the features have 20 rows"},

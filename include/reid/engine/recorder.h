@@ -11,8 +11,8 @@
 #include <utility>
 #include <vector>
 
-#include "reid/engine/tensorboard.h"
 #include "reid/eval/metrics.h"
+#include "reid/io/tensorboard.h"
 
 namespace reid::engine {
 
@@ -58,7 +58,7 @@ class Recorder {
   void draw_curve() const;
   std::string dir_;
   std::vector<std::string> targets_;
-  std::unique_ptr<EventWriter> tensorboard_;
+  std::unique_ptr<io::EventWriter> tensorboard_;
   std::vector<std::string> term_names_;
   bool pending_ = false;
   EpochStats last_epoch_;

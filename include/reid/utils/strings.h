@@ -36,8 +36,4 @@ std::string format_bytes(std::uint64_t bytes);
 /// A duration in seconds as "1h02m03s" / "2m05s" / "4.2s".
 std::string format_duration(double seconds);
 
-/// `text` as a JSON string literal, quotes included (quotes, backslashes and control characters
-/// escaped).
-std::string json_quote(const std::string& text);
-
 }  // namespace reid::utils

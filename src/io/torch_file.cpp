@@ -1,4 +1,4 @@
-#include "reid/utils/torch_file.h"
+#include "reid/io/torch_file.h"
 
 #include <cstring>
 #include <filesystem>
@@ -12,7 +12,7 @@
 
 #include "reid/core/error.h"
 
-namespace reid::utils {
+namespace reid::io {
 
 const PyValue* PyValue::find(const std::string& key) const {
   if (kind != Kind::kDict || !entries) return nullptr;
@@ -593,4 +593,4 @@ PyValue parse_torch_file(const std::string& bytes, const std::string& name) {
 
 PyValue load_torch_file(const std::string& path) { return unpickle_archive(read_checked_archive(path), path); }
 
-}  // namespace reid::utils
+}  // namespace reid::io

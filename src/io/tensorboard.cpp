@@ -1,4 +1,4 @@
-#include "reid/engine/tensorboard.h"
+#include "reid/io/tensorboard.h"
 
 #include <unistd.h>
 
@@ -9,10 +9,10 @@
 #include <sstream>
 
 #include "reid/core/error.h"
-#include "reid/utils/protobuf.h"
+#include "reid/io/protobuf.h"
 
 
-namespace reid::engine {
+namespace reid::io {
 namespace {
 
 uint32_t masked(uint32_t crc) { return ((crc >> 15) | (crc << 17)) + 0xa282ead8u; }
@@ -21,12 +21,12 @@ double wall_time() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// The protobuf wire format of TensorBoard's Event message (utils::ProtoWriter): the subset scalar
+// The protobuf wire format of TensorBoard's Event message (io::ProtoWriter): the subset scalar
 // logging needs (tensorflow/core/util/event.proto, framework/summary.proto field numbers):
 // Event{1: double wall_time, 2: int64 step, 3: string file_version, 5: Summary summary},
 // Summary{1: repeated Value value}, Value{1: string tag, 2: float simple_value}.
-utils::ProtoWriter event(double time, int64_t step) {
-  utils::ProtoWriter e;
+io::ProtoWriter event(double time, int64_t step) {
+  io::ProtoWriter e;
   e.fixed64(1, time).varint(2, static_cast<uint64_t>(step));
   return e;
 }
@@ -110,9 +110,9 @@ EventWriter::EventWriter(const std::string& dir) {
 }
 
 void EventWriter::add_scalar(const std::string& tag, double value, int64_t step) {
-  utils::ProtoWriter v;
+  io::ProtoWriter v;
   v.bytes(1, tag).fixed32(2, static_cast<float>(value));
-  utils::ProtoWriter summary;
+  io::ProtoWriter summary;
   summary.message(1, v);
   write_record(event(wall_time(), step).message(5, summary).str());
 }
@@ -179,4 +179,4 @@ std::vector<ScalarEvent> read_scalar_events(const std::string& path) {
   return out;
 }
 
-}  // namespace reid::engine
+}  // namespace reid::io

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-namespace reid::engine {
+namespace reid::io {
 
 /// Always true (kept for code written when the writer needed Protobuf).
 bool tensorboard_available();
@@ -44,4 +44,4 @@ struct ScalarEvent {
 /// Reads every scalar of an event file, checking the record CRCs. Throws reid::IOError.
 std::vector<ScalarEvent> read_scalar_events(const std::string& path);
 
-}  // namespace reid::engine
+}  // namespace reid::io

@@ -20,7 +20,7 @@
 
 #include <torch/types.h>
 
-namespace reid::utils {
+namespace reid::io {
 
 /// A Python value read from a pickle. Containers are shared (Python reference semantics).
 struct PyValue {
@@ -61,4 +61,4 @@ void check_zip_archive(const std::string& bytes, const std::string& name);
 /// Reads the whole file and check_zip_archive()s it. Throws reid::IOError naming the file.
 std::string read_checked_archive(const std::string& path);
 
-}  // namespace reid::utils
+}  // namespace reid::io

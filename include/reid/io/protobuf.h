@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace reid::utils {
+namespace reid::io {
 
 /// Builds one message's bytes; nested messages are built separately and added with message().
 class ProtoWriter {
@@ -54,4 +54,4 @@ class ProtoWriter {
   std::string bytes_;
 };
 
-}  // namespace reid::utils
+}  // namespace reid::io

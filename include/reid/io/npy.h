@@ -9,7 +9,7 @@
 
 #include <torch/types.h>
 
-namespace reid::eval {
+namespace reid::io {
 
 /// Reads an .npy array into a CPU tensor of the matching dtype. Throws reid::IOError naming the
 /// file for a missing, truncated or malformed file or an unsupported dtype.
@@ -32,4 +32,4 @@ torch::Tensor read_features(const std::string& path);
 /// Labels (pids or camids): an integer [N] array as int64; `expected` (>= 0) is checked against N.
 torch::Tensor read_labels(const std::string& path, int64_t expected = -1);
 
-}  // namespace reid::eval
+}  // namespace reid::io

@@ -1,4 +1,4 @@
-#include "reid/eval/npy.h"
+#include "reid/io/npy.h"
 
 #include <cstring>
 #include <filesystem>
@@ -11,7 +11,7 @@
 #include "reid/core/error.h"
 #include "reid/utils/files.h"
 
-namespace reid::eval {
+namespace reid::io {
 namespace {
 
 struct Header {
@@ -340,4 +340,4 @@ torch::Tensor read_labels(const std::string& path, int64_t expected) {
   return t.to(torch::kLong);
 }
 
-}  // namespace reid::eval
+}  // namespace reid::io
