@@ -50,6 +50,9 @@ int main(int argc, char** argv) {
     const auto job = reid::engine::distributed_options_from_environment();
     const int rank = job ? job->rank : 0;
     if (reid::tools::print_requested(config, options)) return 0;
+    // Every name the run looks up (model, datasets, losses, sampler, optimiser, schedule, best
+    // metric), before anything is written or a rank is started.
+    reid::engine::check_names(config, reid::engine::Registries{}, /*training=*/true);
     // Before anything is written into the folder (the log included): refuse to mix two runs,
     // and refuse a resume the checkpoint cannot support.
     if (rank == 0) {

@@ -1,7 +1,6 @@
 #include "reid/engine/evaluation.h"
 
 #include <algorithm>
-#include <chrono>
 #include <filesystem>
 
 #include <torch/torch.h>
@@ -10,7 +9,6 @@
 #include "reid/core/logging.h"
 #include "reid/core/runtime.h"
 #include "reid/eval/visualize.h"
-#include "reid/utils/strings.h"
 
 namespace fs = std::filesystem;
 
