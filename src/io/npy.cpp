@@ -1,6 +1,7 @@
 #include "reid/io/npy.h"
 
 #include <cstring>
+#include <limits>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -135,13 +136,24 @@ Header parse_header(const std::string& file, const std::string& path) {
   return h;
 }
 
-// Elements of `shape`, or an IOError when they do not fit in the data the file holds.
+// Elements of `shape`, or an IOError when they do not fit in the data the file holds. A shape with a
+// zero dimension holds no data, but its other dimensions still become the tensor's sizes and strides,
+// so their product must fit in int64 bytes as well (a header "(0, 10**15, 10**15)" is refused here,
+// not by torch when the tensor is made).
 std::size_t checked_elements(const Header& h, std::size_t element, std::size_t file_size, const std::string& path) {
-  std::size_t count = 1;
+  std::size_t count = 1, extent = 1;
+  const auto limit = static_cast<std::size_t>(std::numeric_limits<int64_t>::max()) / element;
   for (int64_t d : h.shape) {
-    if (d != 0 && count > (file_size / element) / static_cast<std::size_t>(d))
+    if (d == 0) {
+      count = 0;
+      continue;
+    }
+    if (extent > limit / static_cast<std::size_t>(d))
+      throw IOError(path, "malformed .npy header: the shape's dimensions overflow a 64-bit size");
+    extent *= static_cast<std::size_t>(d);
+    if (count != 0 && count > (file_size / element) / static_cast<std::size_t>(d))
       throw IOError(path, "the .npy header claims more data than the file holds");
-    count *= static_cast<std::size_t>(d);
+    if (count != 0) count *= static_cast<std::size_t>(d);
   }
   if (count * element > file_size - h.data_offset)
     throw IOError(path, "truncated .npy file: the header's shape needs " + std::to_string(count * element) +

@@ -81,5 +81,34 @@ TEST(Npy, BadFilesNameThePathAndTheProblem) {
   EXPECT_NE(message([&] { io::read_features((dir / "labels.npy").string()); }).find("2-D"), std::string::npos);
 }
 
+// A shape with a zero dimension holds no data, but the other dimensions still size the tensor: a
+// header whose non-zero dimensions overflow 64 bits is the file's error, not torch's (found by fuzz_npy).
+TEST(Npy, ShapesThatOverflowAreRefusedEvenWithAZeroDimension) {
+  test::TempDir dir;
+  const auto with_shape = [&](const std::string& name, const std::string& shape) {
+    std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + ", }";
+    header.resize(128 - 10 - 1, ' ');
+    header += '\n';
+    const std::string magic("\x93NUMPY\x01\x00", 8);
+    const std::string length{static_cast<char>(header.size() & 0xff), static_cast<char>(header.size() >> 8)};
+    const auto path = (dir / name).string();
+    test::write_file(path, magic + length + header);
+    return path;
+  };
+  for (const std::string shape : {"(0, 999999999999999, 999999999999999)",
+                                  "(999999999999999, 999999999999999, 0)"}) {
+    const auto path = with_shape("overflow.npy", shape);
+    try {
+      io::read_npy(path);
+      ADD_FAILURE() << shape << " was read";
+    } catch (const IOError& e) {
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("overflow"), std::string::npos) << e.what();
+    }
+  }
+  const auto empty = io::read_npy(with_shape("empty.npy", "(0, 512)"));
+  EXPECT_EQ(empty.sizes(), (std::vector<int64_t>{0, 512}));
+}
+
 }  // namespace
 }  // namespace reid::eval
