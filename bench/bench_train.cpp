@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
     torch::Tensor loss;
     {
       reid::engine::AutocastGuard autocast(amp && device.is_cuda(), torch::kBFloat16);
-      loss = reid::losses::cross_entropy_label_smooth(model->forward(x, y).logits, y, 0.1);
+      loss = reid::losses::cross_entropy_label_smooth(model->forward(x, y).logits(), y, 0.1);
     }
     loss.backward();
     optimizer.step();

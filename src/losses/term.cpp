@@ -13,7 +13,7 @@ namespace reid::losses {
 std::vector<torch::Tensor> select_inputs(const models::ReidOutput& output, TermInput input,
                                          const std::vector<std::string>& names, const std::string& term) {
   const bool logits = input == TermInput::kLogits;
-  const auto list = logits ? output.logits_list() : output.embedding_list();
+  const auto& list = logits ? output.class_logits : output.embeddings;
   TORCH_CHECK(!list.empty(), "the ", term, " loss needs ",
               logits ? "logits: build the model with num_classes > 0 and train mode" : "embedding features");
   std::vector<torch::Tensor> out;
@@ -41,7 +41,7 @@ std::vector<double> select_weights(const models::ReidOutput& output, TermInput i
     for (const auto& name : names) weights.push_back(output.weight(name));
     return weights;
   }
-  const auto list = input == TermInput::kLogits ? output.logits_list() : output.embedding_list();
+  const auto& list = input == TermInput::kLogits ? output.class_logits : output.embeddings;
   for (const auto& entry : list) weights.push_back(output.weight(entry.first));
   return weights;
 }

@@ -183,15 +183,10 @@ ReidOutput ReidHead::forward(const torch::Tensor& feature_map, const torch::Tens
   ReidOutput out;
   auto v = pool_->forward(feature_map);
   if (embedding_) v = embedding_(v);
-  out.global_feat = v;
-  out.bn_feat = bottleneck_ ? bottleneck_->forward(v) : v;
-  out.feature = (bottleneck_ && options_.neck_feat() == NeckFeat::kBefore) ? out.global_feat
-                                                                             : out.bn_feat;
-  if (training && classifier_) out.logits = classifier_->forward(out.bn_feat, targets);
-  if (training) {
-    out.embeddings = {{"global", out.global_feat}};
-    if (out.logits.defined()) out.class_logits = {{"global", out.logits}};
-  }
+  const auto after_neck = bottleneck_ ? bottleneck_->forward(v) : v;
+  out.feature = (bottleneck_ && options_.neck_feat() == NeckFeat::kBefore) ? v : after_neck;
+  out.embeddings = {{"global", v}};
+  if (training && classifier_) out.class_logits = {{"global", classifier_->forward(after_neck, targets)}};
   return out;
 }
 

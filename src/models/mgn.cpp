@@ -103,19 +103,11 @@ ReidOutput MGNImpl::forward(const torch::Tensor& images, const torch::Tensor& ta
   }
   ReidOutput out;
   out.feature = torch::cat(reduced, 1);
-  out.bn_feat = out.feature;
-  out.global_feat = out.feature;
-  if (!is_training()) return out;
   const std::size_t globals = 1 + options.parts().size();
   for (std::size_t i = 0; i < globals; ++i) out.embeddings.emplace_back(names_[i], reduced[i]);
+  if (!is_training()) return out;
   for (std::size_t i = 0; i < classifiers_.size(); ++i)
     out.class_logits.emplace_back(names_[i], classifiers_[i]->forward(reduced[i], targets));
-  if (!out.class_logits.empty()) {
-    // The model's identity prediction: the mean of its classifiers' logits.
-    std::vector<torch::Tensor> all;
-    for (const auto& entry : out.class_logits) all.push_back(entry.second);
-    out.logits = torch::stack(all).mean(0);
-  }
   return out;
 }
 

@@ -62,7 +62,7 @@ ReidOutput TemporalModelImpl::forward(const torch::Tensor& clips, const torch::T
                                       const torch::Tensor& cameras) {
   const auto [frames, length] = frames_of(clips);
   const auto frame_cameras = cameras.defined() ? cameras.repeat_interleave(length) : torch::Tensor();
-  const auto per_frame = backbone->forward(frames, {}, frame_cameras).global_feat;  // [N * T, D]
+  const auto per_frame = backbone->forward(frames, {}, frame_cameras).embedding();  // [N * T, D]
   const auto pooled = pool(per_frame.view({-1, length, per_frame.size(1)}));
   return head_.forward(pooled.unsqueeze(-1).unsqueeze(-1), targets, is_training());
 }

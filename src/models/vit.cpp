@@ -257,9 +257,8 @@ ReidOutput ViTImpl::forward(const torch::Tensor& images, const torch::Tensor& ta
     auto local = local_heads_[static_cast<std::size_t>(i)].forward(as_map(locals[static_cast<std::size_t>(i)]), targets,
                                                                    is_training());
     test_parts.push_back(local.feature / static_cast<double>(k));
-    if (!is_training()) continue;
-    out.embeddings.emplace_back(name, local.global_feat);
-    if (local.logits.defined()) out.class_logits.emplace_back(name, local.logits);
+    out.embeddings.emplace_back(name, local.embedding());
+    if (local.logits().defined()) out.class_logits.emplace_back(name, local.logits());
   }
   out.feature = torch::cat(test_parts, 1);
   if (is_training()) out.weights = {{"global", static_cast<double>(k)}};

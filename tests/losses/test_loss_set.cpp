@@ -9,9 +9,8 @@ namespace {
 
 models::ReidOutput fake_output() {
   models::ReidOutput out;
-  out.global_feat = torch::tensor({{0.0}, {1.0}, {3.0}, {10.0}}, torch::kDouble);
-  out.bn_feat = out.global_feat;
-  out.logits = torch::tensor({{2.0, 0.0}, {0.0, 1.0}, {1.0, 1.0}, {0.0, 3.0}}, torch::kDouble);
+  out.embeddings = {{"global", torch::tensor({{0.0}, {1.0}, {3.0}, {10.0}}, torch::kDouble)}};
+  out.class_logits = {{"global", torch::tensor({{2.0, 0.0}, {0.0, 1.0}, {1.0, 1.0}, {0.0, 3.0}}, torch::kDouble)}};
   return out;
 }
 
@@ -23,7 +22,7 @@ TEST(LossSet, WeightedSumOfNamedTerms) {
   ASSERT_EQ(r.terms.size(), 2u);
   EXPECT_EQ(r.terms[0].first, "ce");
   EXPECT_EQ(r.terms[1].first, "triplet");
-  const double ce = cross_entropy_label_smooth(out.logits, targets, 0.0).item<double>();
+  const double ce = cross_entropy_label_smooth(out.logits(), targets, 0.0).item<double>();
   EXPECT_NEAR(r.terms[0].second.item<double>(), ce, 1e-12);
   EXPECT_NEAR(r.terms[1].second.item<double>(), 5.3 / 4, 1e-9);
   EXPECT_NEAR(r.total.item<double>(), 0.5 * ce + 2.0 * 5.3 / 4, 1e-9);
@@ -42,7 +41,7 @@ TEST(LossSet, CenterTermOwnsItsCentres) {
     set->center()->centers.copy_(torch::tensor({{0.0f}, {2.0f}}));
   }
   auto out = fake_output();
-  out.global_feat = out.global_feat.to(torch::kFloat);
+  out.embeddings[0].second = out.embeddings[0].second.to(torch::kFloat);
   const auto r = set->forward(out, torch::tensor({0, 0, 1, 1}, torch::kLong));
   // (0 + 1 + 1 + 64) / 4 = 16.5, weighted 0.5.
   EXPECT_NEAR(r.terms[0].second.item<double>(), 16.5, 1e-5);
@@ -54,7 +53,7 @@ TEST(LossSet, RejectsUnknownTermsAndMissingLogits) {
   EXPECT_THROW(LossSet(LossSetOptions().names({"arcface"})), Error);
   LossSet set(LossSetOptions().names({"ce"}));
   auto out = fake_output();
-  out.logits = torch::Tensor();
+  out.class_logits.clear();
   EXPECT_THROW(set->forward(out, torch::tensor({0, 0, 1, 1}, torch::kLong)), c10::Error);
 }
 

@@ -71,8 +71,6 @@ models::ReidOutput multi_branch_output() {
   for (int i = 0; i < 8; ++i)
     out.class_logits.emplace_back("c" + std::to_string(i), torch::tensor({{2.0, 0.0}, {0.0, 1.0}, {1.0, 1.0}, {0.0, 3.0}},
                                                                          torch::kDouble) * (i + 1));
-  out.logits = out.class_logits.front().second;
-  out.global_feat = torch::cat({p, p * 2, p * 3}, 1);
   return out;
 }
 
@@ -96,22 +94,18 @@ TEST(LossTerms, MultiBranchValuesAreMeansOverTheBranches) {
   EXPECT_DOUBLE_EQ(r.stats[0].second.item<double>(), 0.5);
 }
 
-TEST(LossTerms, SingleBranchListsGiveTheFieldsNumbersExactly) {
+TEST(LossTerms, SingleBranchListsGiveTheSingleFeatureNumbersExactly) {
   torch::manual_seed(0);
-  models::ReidOutput fields;
-  fields.global_feat = torch::randn({8, 5});
-  fields.logits = torch::randn({8, 4});
-  auto listed = fields;
-  listed.embeddings = {{"global", fields.global_feat}};
-  listed.class_logits = {{"global", fields.logits}};
+  const auto feature = torch::randn({8, 5}), logits = torch::randn({8, 4});
+  models::ReidOutput listed;
+  listed.embeddings = {{"global", feature}};
+  listed.class_logits = {{"global", logits}};
   const auto y = torch::tensor({0, 0, 1, 1, 2, 2, 3, 3}, torch::kLong);
   LossSet set(LossSetOptions().names({"ce", "triplet", "center"}).num_classes(4).feature_dim(5));
-  const auto a = set->forward(fields, y), b = set->forward(listed, y);
-  EXPECT_TRUE(torch::equal(a.total, b.total));
+  const auto a = set->forward(listed, y);
   // Bit for bit the fixed-slot formula the loss set had before terms were registered objects.
-  const auto old = 1.0 * cross_entropy_label_smooth(fields.logits, y, 0.1) +
-                   1.0 * batch_hard_triplet(fields.global_feat, y).loss +
-                   0.0005 * set->center()->forward(fields.global_feat, y);
+  const auto old = 1.0 * cross_entropy_label_smooth(logits, y, 0.1) + 1.0 * batch_hard_triplet(feature, y).loss +
+                   0.0005 * set->center()->forward(feature, y);
   EXPECT_TRUE(torch::equal(a.total, old));
   // The module tree (what a checkpoint holds under "loss") is the one checkpoints written before
   // terms were objects have: the center loss only, so they load.
@@ -186,7 +180,7 @@ TEST(LossTerms, RegistryBuildsTermsOfYourOwnAndNamesTheValidOnes) {
   }
   // A term asking for an output the model does not have names it.
   models::ReidOutput single;
-  single.global_feat = points();
+  single.embeddings = {{"global", points()}};
   try {
     set->forward(single, labels());
     FAIL();

@@ -7,6 +7,7 @@
 #include "reid/core/error.h"
 #include "reid/models/heads.h"
 #include "reid/models/model.h"
+#include "reid/models/norm.h"
 
 namespace reid::models {
 namespace {
@@ -120,12 +121,15 @@ TEST(Head, BNNeckFreezesItsBiasAndChoosesTheTestFeature) {
     const auto x = torch::randn({4, 3, 64, 32});
     model->train();
     const auto out = model->forward(x);
-    EXPECT_EQ(out.logits.sizes(), (std::vector<int64_t>{4, 5}));
-    EXPECT_FALSE(torch::allclose(out.global_feat, out.bn_feat));
+    EXPECT_EQ(out.logits().sizes(), (std::vector<int64_t>{4, 5}));
+    // The feature after the BNNeck: the head's own bottleneck on the "global" embedding.
+    auto bottleneck = model->named_modules()["bottleneck"]->as<BatchNorm1dImpl>();
+    ASSERT_NE(bottleneck, nullptr);
+    EXPECT_FALSE(torch::allclose(out.embedding(), bottleneck->forward(out.embedding())));
     model->eval();
     const auto test = model->forward(x);
-    EXPECT_FALSE(test.logits.defined()) << "eval computes no logits";
-    EXPECT_TRUE(torch::equal(test.feature, feat == NeckFeat::kAfter ? test.bn_feat : test.global_feat));
+    EXPECT_FALSE(test.logits().defined()) << "eval computes no logits";
+    EXPECT_TRUE(torch::equal(test.feature, feat == NeckFeat::kAfter ? bottleneck->forward(test.embedding()) : test.embedding()));
     EXPECT_TRUE(torch::equal(model->extract_features(x), test.feature));
   }
 }

@@ -25,9 +25,16 @@ TEST_P(EveryModel, ForwardBackwardAtTwoSizes) {
     model->zero_grad();
     const auto x = torch::randn({2, 3, size.first, size.second});
     const auto out = model->forward(x);
-    EXPECT_EQ(out.global_feat.sizes(), (std::vector<int64_t>{2, dim}));
-    EXPECT_EQ(out.logits.sizes(), (std::vector<int64_t>{2, 7}));
-    out.logits.sum().backward();
+    // The test feature (a multi-branch model's concatenation) is feature_dim wide in training too.
+    EXPECT_EQ(out.feature.sizes(), (std::vector<int64_t>{2, dim}));
+    // Every classifier's logits (MGN has one per branch); backward through all of them.
+    ASSERT_FALSE(out.class_logits.empty());
+    auto total = torch::zeros({});
+    for (const auto& [name, logits] : out.class_logits) {
+      EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{2, 7})) << name;
+      total = total + logits.sum();
+    }
+    total.backward();
     int64_t nonzero = 0, trainable = 0;
     for (const auto& p : model->named_parameters()) {
       if (!p.value().requires_grad()) continue;
@@ -110,9 +117,9 @@ TEST(Models, EveryHeadVariantTrains) {
         model->train();
         const auto targets = torch::tensor({0, 1, 2}, torch::kLong);
         const auto out = model->forward(torch::randn({3, 3, 64, 32}), targets);
-        ASSERT_EQ(out.logits.sizes(), (std::vector<int64_t>{3, 3}));
-        out.logits.logsumexp(1).sum().backward();
-        EXPECT_TRUE(torch::isfinite(out.logits).all().item<bool>());
+        ASSERT_EQ(out.logits().sizes(), (std::vector<int64_t>{3, 3}));
+        out.logits().logsumexp(1).sum().backward();
+        EXPECT_TRUE(torch::isfinite(out.logits()).all().item<bool>());
       }
 }
 
@@ -120,7 +127,7 @@ TEST(Models, WithoutClassesThereIsNoClassifier) {
   auto model = builtin_models().create("osnet_x0_25", ModelOptions());
   for (const auto& p : model->named_parameters()) EXPECT_NE(p.key().rfind("classifier", 0), 0u);
   model->train();
-  EXPECT_FALSE(model->forward(torch::randn({2, 3, 64, 32})).logits.defined());
+  EXPECT_FALSE(model->forward(torch::randn({2, 3, 64, 32})).logits().defined());
 }
 
 TEST(Models, UnknownNameListsTheRegisteredOnes) {

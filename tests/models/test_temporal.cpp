@@ -43,7 +43,7 @@ TEST(TemporalModel, EqualsTheImageNetworkPerFramePooled) {
   model->eval();
   torch::NoGradGuard no_grad;
   const auto clips = torch::randn({2, 3, 3, 64, 32});
-  const auto per_frame = model->backbone->forward(clips.flatten(0, 1)).global_feat.view({2, 3, -1});
+  const auto per_frame = model->backbone->forward(clips.flatten(0, 1)).embedding().view({2, 3, -1});
   const auto out = model->forward(clips);
   EXPECT_EQ(out.feature.sizes(), (std::vector<int64_t>{2, 512}));
   EXPECT_TRUE(torch::allclose(out.feature, per_frame.mean(1), 1e-5, 1e-6));
@@ -60,7 +60,7 @@ TEST(TemporalModel, TrainsThroughTheLossSetAndLoadsImageWeights) {
   losses::LossSet loss(losses::LossSetOptions().names({"ce", "triplet"}));
   const auto labels = torch::tensor({0, 0, 1, 1, 2, 2});
   const auto out = model->forward(torch::randn({6, 4, 3, 64, 32}), labels);
-  EXPECT_EQ(out.logits.sizes(), (std::vector<int64_t>{6, 3}));
+  EXPECT_EQ(out.logits().sizes(), (std::vector<int64_t>{6, 3}));
   loss->forward(out, labels).total.backward();
   const auto params = model->named_parameters();
   EXPECT_TRUE(params["backbone.conv1.conv.weight"].grad().defined());

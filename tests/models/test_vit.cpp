@@ -114,13 +114,13 @@ TEST(ViT, BNNeckHeadOnTheClassTokenAndDropPathOnlyInTraining) {
   const auto x = torch::randn({4, 3, 64, 32});
   model->train();
   const auto out = model->forward(x, torch::tensor({0, 1, 2, 3}));
-  EXPECT_EQ(out.logits.sizes(), (std::vector<int64_t>{4, 5}));
-  EXPECT_EQ(out.global_feat.sizes(), (std::vector<int64_t>{4, 384}));
-  out.logits.sum().backward();
+  EXPECT_EQ(out.logits().sizes(), (std::vector<int64_t>{4, 5}));
+  EXPECT_EQ(out.embedding().sizes(), (std::vector<int64_t>{4, 384}));
+  out.logits().sum().backward();
   EXPECT_GT(model->cls_token.grad().abs().sum().item<double>(), 0.0);
   // Stochastic depth draws in training and is off in eval mode.
   torch::NoGradGuard no_grad;
-  const auto a = model->forward(x).global_feat, b = model->forward(x).global_feat;
+  const auto a = model->forward(x).embedding(), b = model->forward(x).embedding();
   EXPECT_FALSE(torch::allclose(a, b));
   model->eval();
   EXPECT_TRUE(torch::equal(model->extract_features(x), model->extract_features(x)));

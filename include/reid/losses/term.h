@@ -30,9 +30,9 @@ struct TermValue {
 
 /// Which model outputs a term consumes.
 enum class TermInput {
-  /// `ReidOutput::embedding_list()` (metric losses).
+  /// `ReidOutput::embeddings` (metric losses).
   kEmbeddings,
-  /// `ReidOutput::logits_list()` (identity losses).
+  /// `ReidOutput::class_logits` (identity losses).
   kLogits,
 };
 
@@ -99,7 +99,7 @@ struct LossSetOptions {
   TORCH_ARG(WrtOptions, wrt);
   /// Identities (for terms with per-identity parameters: the center loss).
   TORCH_ARG(int64_t, num_classes) = 0;
-  /// Width of global_feat, for a single-branch model (used when `embeddings` is empty).
+  /// Width of the "global" embedding, for a single-branch model (used when `embeddings` is empty).
   TORCH_ARG(int64_t, feature_dim) = 0;
   /// The model's embeddings, name and width (`ReidModelImpl::embedding_dims()`).
   TORCH_ARG(std::vector<models::NamedWidth>, embeddings);

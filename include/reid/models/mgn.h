@@ -8,8 +8,8 @@
 /// is reduced to 256-d (1x1 convolution + BN + ReLU) and classified; the three global reduced
 /// features are the triplet embeddings, and the test feature is the 8 reductions concatenated.
 /// ReidOutput: `embeddings` the 3 global reduced features, `class_logits` the 8 classifiers'
-/// logits (both by output_names()); `feature` = `global_feat` = `bn_feat` the concatenation, and
-/// `logits` the mean of the 8 classifiers' logits (the model's identity prediction).
+/// logits (both by output_names(), the global branch's named "global"); `feature` the
+/// concatenation.
 
 #include <string>
 #include <utility>

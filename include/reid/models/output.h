@@ -18,27 +18,22 @@ using NamedWidth = std::pair<std::string, int64_t>;
 /// The output of a ReID model's forward pass. Losses consume it; the model never knows which
 /// loss is used.
 ///
-/// A model may have several branches (MGN: a global branch and part stripes), so the training
-/// outputs are named lists: `embeddings` are the features metric losses (triplet, center, WRT)
-/// act on, `class_logits` the classifier outputs identity losses act on. A loss term takes every
-/// entry of the list it consumes (or the entries it names) and averages over them. Single-branch
-/// models fill one entry each, named "global", which are the fields below: their numbers are
-/// those of a model with one feature and one classifier.
+/// A model may have several branches (MGN: a global branch and part stripes), so its outputs are
+/// named lists: `embeddings` are the features metric losses (triplet, center, WRT) act on,
+/// `class_logits` the classifier outputs identity losses act on. A loss term takes every entry of
+/// the list it consumes (or the entries it names) and averages over them. A single-branch model
+/// fills one entry each, named "global": its numbers are those of a model with one feature and
+/// one classifier.
 struct ReidOutput {
-  /// Pooled (and, for OSNet, embedded) feature f_t of the main branch: what the triplet and
-  /// center losses use.
-  torch::Tensor global_feat;
-  /// Feature after the neck f_i (equal to global_feat when there is no neck).
-  torch::Tensor bn_feat;
-  /// Classifier logits [N, num_classes] of the main branch; undefined in eval mode or without a
-  /// classifier.
-  torch::Tensor logits;
-  /// The test feature (global_feat or bn_feat, as the head's neck_feat says; a multi-branch
-  /// model's concatenated branch features).
+  /// The test feature: the main branch's feature before or after the neck (as the head's
+  /// neck_feat says); a multi-branch model's concatenated branch features.
   torch::Tensor feature;
-  /// Training only: every feature metric losses act on, [N, D_i] each, by name.
+  /// Every feature metric losses act on, [N, D_i] each, by name: the pooled (and, for OSNet,
+  /// embedded) features before any neck. The main branch's is "global". Filled in train and eval
+  /// mode (a video model pools its backbone's "global" frame features).
   std::vector<NamedTensor> embeddings;
-  /// Training only: every classifier's logits, [N, num_classes] each, by name.
+  /// Training only: every classifier's logits, [N, num_classes] each, by name (empty in eval
+  /// mode or without a classifier).
   std::vector<NamedTensor> class_logits;
   /// Training only: relative weights of named entries in a loss term's mean over the entries of
   /// `embeddings` / `class_logits` (1 for a name not listed). A term's value is the weighted
@@ -52,16 +47,17 @@ struct ReidOutput {
       if (n == name) return w;
     return 1.0;
   }
+  /// The embedding named `name` (undefined when there is none).
+  torch::Tensor embedding(const std::string& name = "global") const { return find(embeddings, name); }
+  /// The logits of the classifier named `name` (undefined when there is none: eval mode, or a
+  /// model built without identities).
+  torch::Tensor logits(const std::string& name = "global") const { return find(class_logits, name); }
 
-  /// `embeddings`, or {"global", global_feat} when the list is empty and global_feat is set.
-  std::vector<NamedTensor> embedding_list() const {
-    if (!embeddings.empty() || !global_feat.defined()) return embeddings;
-    return {{"global", global_feat}};
-  }
-  /// `class_logits`, or {"global", logits} when the list is empty and logits are set.
-  std::vector<NamedTensor> logits_list() const {
-    if (!class_logits.empty() || !logits.defined()) return class_logits;
-    return {{"global", logits}};
+ private:
+  static torch::Tensor find(const std::vector<NamedTensor>& list, const std::string& name) {
+    for (const auto& [n, t] : list)
+      if (n == name) return t;
+    return {};
   }
 };
 

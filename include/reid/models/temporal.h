@@ -35,7 +35,7 @@ TemporalPooling parse_temporal_pooling(const std::string& name);
 
 /// A network on clips. Input [N, T, 3, H, W] (T frames per clip; [N, 3, H, W] is one frame).
 /// `backbone` is an image network built without classifier and neck: its per-frame feature is
-/// its pooled (and, for OSNet, embedded) feature `global_feat` (a ViT's class token). Camera ids
+/// its pooled (and, for OSNet, embedded) feature, the "global" embedding (a ViT's class token). Camera ids
 /// ([N], one per clip) are given to every frame. Parameter names: the backbone's under
 /// `backbone.`, `temporal_attention` (attention pooling), then the head's (`bottleneck`,
 /// `classifier`). adapt_state_dict() puts an image model's state dict under `backbone.`.
