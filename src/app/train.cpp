@@ -256,7 +256,6 @@ engine::TrainComponents build_components(const Config& config, const TrainSetup&
   engine::TrainComponents components;
   components.optimizer = engine::build_optimizer(*model, engine::optimizer_options(config), never_trained,
                                                  setup.registries.optimizers);
-  components.auxiliary = engine::auxiliary_optimizers(*loss);
   components.model = model;
   components.loss = loss;
   check_ranks_agree(dist, config, d.records, d.num_classes, *model);
@@ -301,12 +300,11 @@ BuiltinHooks add_hooks(engine::Trainer& trainer, const Config& config, const Tra
   evaluation.metrics = setup.registries.metrics;
   evaluation.output_dir = config.output_dir;
   hooks.evaluator = std::make_shared<engine::EvaluationHook>(
-      d.targets, engine::evaluation_options(config, trainer.dist().device()), evaluation, recorder, setup.callbacks);
-  const bool triplet = std::count(config.loss.names.begin(), config.loss.names.end(), "triplet") > 0;
-  trainer.add_hook(std::make_shared<engine::LoggingHook>(recorder, setup.callbacks,
-                                                         triplet ? config.loss.triplet.margin : 0.0));
+      d.targets, engine::evaluation_options(config, trainer.dist().device()), evaluation, recorder);
+  trainer.add_hook(std::make_shared<engine::LoggingHook>(recorder));
   trainer.add_hook(hooks.checkpoints);
   trainer.add_hook(hooks.evaluator);
+  trainer.add_hook(std::make_shared<engine::TrainCallbacks>(setup.callbacks));
   for (const auto& hook : setup.hooks) trainer.add_hook(hook);
   return hooks;
 }

@@ -72,20 +72,6 @@ TrainerOptions trainer_options(const Config& config) {
       .bucket_mb(config.distributed.bucket_mb);
 }
 
-std::vector<AuxiliaryOptimizer> auxiliary_optimizers(losses::LossSetImpl& loss) {
-  std::vector<AuxiliaryOptimizer> out;
-  for (const auto& [name, term] : loss.terms()) {
-    auto optimizer = term->make_optimizer();
-    if (!optimizer) continue;
-    AuxiliaryOptimizer a;
-    a.name = name + "_optimizer";
-    a.optimizer = std::move(optimizer);
-    a.grad_scale = term->optimizer_grad_scale();
-    out.push_back(std::move(a));
-  }
-  return out;
-}
-
 EvaluationOptions evaluation_options(const Config& config, const torch::Device& device) {
   const auto& t = config.test;
   EvaluationOptions o;

@@ -1,7 +1,6 @@
 #include "reid/engine/hooks.h"
 
 #include <chrono>
-#include <cmath>
 #include <filesystem>
 
 #include <torch/torch.h>
@@ -16,17 +15,7 @@ namespace fs = std::filesystem;
 namespace reid::engine {
 // ---- logging ------------------------------------------------------------------------------------
 
-bool triplet_collapsed(const std::vector<std::pair<std::string, double>>& epoch_means, double margin) {
-  double triplet = -1, active = -1;
-  for (const auto& t : epoch_means) {
-    if (t.first == "triplet") triplet = t.second;
-    if (t.first == "triplet_active") active = t.second;
-  }
-  return margin > 0 && triplet >= 0 && active >= 0.999 && std::abs(triplet - margin) < 0.01 * margin;
-}
-
-LoggingHook::LoggingHook(std::shared_ptr<Recorder> recorder, TrainCallbacks callbacks, double triplet_margin)
-    : recorder_(std::move(recorder)), callbacks_(std::move(callbacks)), triplet_margin_(triplet_margin) {}
+LoggingHook::LoggingHook(std::shared_ptr<Recorder> recorder) : recorder_(std::move(recorder)) {}
 
 void LoggingHook::before_train(Trainer& trainer) { trainer.take_wait_seconds(); }
 
@@ -78,7 +67,7 @@ void LoggingHook::after_step(Trainer& trainer) {
                   stats.images_per_second, 100.0 * stats.data_fraction, comm_text,
                   utils::format_duration(stats.eta_seconds));
     if (recorder_) recorder_->iteration(stats);
-    if (callbacks_.on_iteration) callbacks_.on_iteration(stats);
+    trainer.report(stats);
   }
   window_start_ = monotonic_seconds();
   window_images_ = 0;
@@ -107,16 +96,10 @@ void LoggingHook::after_epoch(Trainer& trainer) {
     logger().warn("epoch {}: {} unreadable training images skipped (data.skip_bad_images; {} in all)", stats.epoch,
                   skipped_total - skipped_, skipped_total);
   skipped_ = skipped_total;
-  if (!warned_collapse_ && triplet_collapsed(stats.terms, triplet_margin_)) {
-    warned_collapse_ = true;
-    logger().warn("epoch {}: the triplet loss sat at its margin ({:.4f}) with every triplet active for the whole "
-                  "epoch: the embedding has collapsed to a single point. Likely causes: no learning-rate warmup "
-                  "(solver.warmup_epochs), a rate too high, or a triplet on unnormalised post-ReLU features "
-                  "(try loss.triplet.normalize=true or a BNNeck)",
-                  stats.epoch, triplet_margin_);
-  }
+  for (const auto& [term, warning] : trainer.loss().epoch_warnings(stats.terms))
+    if (warned_.insert(term).second) logger().warn("epoch {}: {}", stats.epoch, warning);
   if (recorder_) recorder_->epoch(stats);
-  if (callbacks_.on_epoch) callbacks_.on_epoch(stats);
+  trainer.report(stats);
   const std::string comm_text = dist.is_distributed()
                                     ? fmt::format(", {:.0f}% waiting for gradients", 100.0 * epoch_comm_wait_ / seconds)
                                     : std::string();
@@ -175,13 +158,11 @@ void CheckpointHook::on_failure(Trainer& trainer) {
 // ---- evaluation ---------------------------------------------------------------------------------
 
 EvaluationHook::EvaluationHook(std::vector<data::DatasetSplits> targets, EvaluationOptions evaluation,
-                               EvaluationHookOptions options, std::shared_ptr<Recorder> recorder,
-                               TrainCallbacks callbacks)
+                               EvaluationHookOptions options, std::shared_ptr<Recorder> recorder)
     : targets_(std::move(targets)),
       evaluation_(std::move(evaluation)),
       options_(std::move(options)),
-      recorder_(std::move(recorder)),
-      callbacks_(std::move(callbacks)) {}
+      recorder_(std::move(recorder)) {}
 
 void EvaluationHook::after_epoch(Trainer& trainer) {
   const int64_t done = trainer.epoch() + 1;
@@ -212,7 +193,7 @@ void EvaluationHook::after_epoch(Trainer& trainer) {
   if (dist.is_main()) {
     for (const auto& r : results_) {
       if (recorder_) recorder_->evaluation(done, r.first, r.second);
-      if (callbacks_.on_evaluation) callbacks_.on_evaluation(done, r.first, r.second);
+      trainer.report(done, r.first, r.second);
     }
   }
   if (improved) trainer.update_checkpoint();  // the checkpoint of this epoch records the new best

@@ -128,7 +128,6 @@ Trainer::Trainer(TrainerOptions options, TrainComponents components, Distributed
       model_(std::move(components.model)),
       loss_(std::move(components.loss)),
       optimizer_(std::move(components.optimizer)),
-      auxiliary_(std::move(components.auxiliary)),
       sampler_(std::move(components.sampler)),
       records_(components.records) {
   TORCH_CHECK(model_ && loss_ && optimizer_.optimizer && sampler_, "the Trainer needs a model, a loss, an optimizer "
@@ -147,7 +146,7 @@ Trainer::Trainer(TrainerOptions options, TrainComponents components, Distributed
   checkpointer_.add("model", *model_);
   checkpointer_.add("optimizer", *optimizer_.optimizer);
   if (!loss_->parameters().empty()) checkpointer_.add("loss", *loss_);
-  for (auto& a : auxiliary_) checkpointer_.add(a.name, *a.optimizer);
+  for (const auto& [name, optimizer] : loss_->auxiliary_optimizers()) checkpointer_.add(name, *optimizer);
 
   // Every rank starts from rank 0's weights; gradients are averaged over ranks during backward.
   broadcast_module(dist_, *model_);
@@ -168,6 +167,18 @@ Trainer::Trainer(TrainerOptions options, TrainComponents components, Distributed
 Trainer::~Trainer() = default;
 
 void Trainer::add_hook(std::shared_ptr<TrainHook> hook) { hooks_.push_back(std::move(hook)); }
+
+void Trainer::report(const IterationStats& stats) {
+  for (auto& h : hooks_) h->iteration_logged(*this, stats);
+}
+
+void Trainer::report(const EpochStats& stats) {
+  for (auto& h : hooks_) h->epoch_logged(*this, stats);
+}
+
+void Trainer::report(int64_t epoch, const std::string& dataset, const eval::EvalResult& result) {
+  for (auto& h : hooks_) h->evaluated(*this, epoch, dataset, result);
+}
 
 double Trainer::epoch_seconds() const { return monotonic_seconds() - epoch_start_; }
 
@@ -350,7 +361,7 @@ void Trainer::run_step(const data::Batch& batch) {
     losses = loss_->forward(output, labels);
   }
   optimizer_.optimizer->zero_grad();
-  for (auto& a : auxiliary_) a.optimizer->zero_grad();
+  loss_->zero_auxiliary_grad();
   reducer_->prepare();
   (scaler_ ? scaler_->scale(losses.total) : losses.total).backward();
   reducer_->finish();
@@ -360,13 +371,7 @@ void Trainer::run_step(const data::Batch& batch) {
   if (options_.grad_clip() > 0) clip_gradients(model_->parameters(), options_.grad_clip());
   if (finite) {
     optimizer_.optimizer->step();
-    for (auto& a : auxiliary_) {
-      if (a.grad_scale != 1.0)
-        for (auto& group : a.optimizer->param_groups())
-          for (auto& p : group.params())
-            if (p.grad().defined()) p.mutable_grad().mul_(a.grad_scale);
-      a.optimizer->step();
-    }
+    loss_->step_auxiliary();
   }
   if (scaler_) scaler_->update(finite);
   meter_.add(losses);

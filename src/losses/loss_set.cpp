@@ -17,7 +17,40 @@ LossSetImpl::LossSetImpl(const LossSetOptions& options, const LossRegistry& regi
     // checkpoints load.
     const bool stateful = !built->parameters().empty() || !built->buffers().empty();
     terms_.emplace_back(name, stateful ? register_module(name, built) : built);
+    if (auto optimizer = built->make_optimizer())
+      auxiliary_.push_back({name + "_optimizer", built, std::move(optimizer)});
   }
+}
+
+std::vector<std::pair<std::string, torch::optim::Optimizer*>> LossSetImpl::auxiliary_optimizers() const {
+  std::vector<std::pair<std::string, torch::optim::Optimizer*>> out;
+  for (const auto& a : auxiliary_) out.emplace_back(a.name, a.optimizer.get());
+  return out;
+}
+
+void LossSetImpl::zero_auxiliary_grad() {
+  for (auto& a : auxiliary_) a.optimizer->zero_grad();
+}
+
+void LossSetImpl::step_auxiliary() {
+  for (auto& a : auxiliary_) {
+    const double scale = a.term->optimizer_grad_scale();
+    if (scale != 1.0)
+      for (auto& group : a.optimizer->param_groups())
+        for (auto& p : group.params())
+          if (p.grad().defined()) p.mutable_grad().mul_(scale);
+    a.optimizer->step();
+  }
+}
+
+std::vector<std::pair<std::string, std::string>> LossSetImpl::epoch_warnings(
+    const std::vector<std::pair<std::string, double>>& epoch_means) const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [name, term] : terms_) {
+    auto warning = term->epoch_warning(name, epoch_means);
+    if (!warning.empty()) out.emplace_back(name, std::move(warning));
+  }
+  return out;
 }
 
 LossTerm LossSetImpl::term(const std::string& name) const {

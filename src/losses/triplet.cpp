@@ -1,5 +1,6 @@
 #include "reid/losses/triplet.h"
 
+#include <cmath>
 #include <limits>
 
 #include <torch/torch.h>
@@ -87,6 +88,15 @@ WrtResult weighted_regularized_triplet(const torch::Tensor& features, const torc
   const auto gap = torch::where(valid, result.weighted_positive - result.weighted_negative, torch::zeros_like(dist.select(1, 0)));
   result.loss = (torch::nn::functional::softplus(gap) * weight).sum() / weight.sum().clamp_min(1.0);
   return result;
+}
+
+bool triplet_collapsed(const std::vector<std::pair<std::string, double>>& epoch_means, double margin) {
+  double triplet = -1, active = -1;
+  for (const auto& t : epoch_means) {
+    if (t.first == "triplet") triplet = t.second;
+    if (t.first == "triplet_active") active = t.second;
+  }
+  return margin > 0 && triplet >= 0 && active >= 0.999 && std::abs(triplet - margin) < 0.01 * margin;
 }
 
 }  // namespace reid::losses

@@ -464,10 +464,10 @@ TEST(Reliability, SharedIdentitiesAndSkippedImagesAreReported) {
 }
 
 TEST(Reliability, ACollapsedTripletEmbeddingIsRecognised) {
-  EXPECT_TRUE(engine::triplet_collapsed({{"ce", 5.9}, {"triplet", 0.3001}, {"triplet_active", 1.0}}, 0.3));
-  EXPECT_FALSE(engine::triplet_collapsed({{"triplet", 0.25}, {"triplet_active", 1.0}}, 0.3)) << "still learning";
-  EXPECT_FALSE(engine::triplet_collapsed({{"triplet", 0.3}, {"triplet_active", 0.8}}, 0.3));
-  EXPECT_FALSE(engine::triplet_collapsed({{"ce", 0.3}}, 0.3)) << "no triplet term";
+  EXPECT_TRUE(losses::triplet_collapsed({{"ce", 5.9}, {"triplet", 0.3001}, {"triplet_active", 1.0}}, 0.3));
+  EXPECT_FALSE(losses::triplet_collapsed({{"triplet", 0.25}, {"triplet_active", 1.0}}, 0.3)) << "still learning";
+  EXPECT_FALSE(losses::triplet_collapsed({{"triplet", 0.3}, {"triplet_active", 0.8}}, 0.3));
+  EXPECT_FALSE(losses::triplet_collapsed({{"ce", 0.3}}, 0.3)) << "no triplet term";
 }
 
 TEST(Reliability, MessagesNameTheRealCauseAndExitCodesFollowTheReadme) {

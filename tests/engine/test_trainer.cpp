@@ -89,6 +89,49 @@ TEST(Trainer, WritesEverythingARunNeeds) {
   EXPECT_TRUE(models::read_state_dict((run / "model_final.pt").string()).count("classifier.weight"));
 }
 
+// A program's own hook sees what the built-in hooks measured, at the moment they measure it:
+// the logged means before the epoch's checkpoint, each evaluation with its epoch.
+class ReportLog : public TrainHook {
+ public:
+  void iteration_logged(Trainer& trainer, const IterationStats& stats) override {
+    events.push_back("iteration " + std::to_string(stats.epoch) + "." + std::to_string(stats.batch));
+    EXPECT_EQ(stats.epoch, trainer.epoch() + 1);
+    EXPECT_EQ(stats.batch, trainer.batch());
+  }
+  void epoch_logged(Trainer&, const EpochStats& stats) override {
+    events.push_back("epoch " + std::to_string(stats.epoch));
+    EXPECT_FALSE(stats.terms.empty());
+  }
+  void evaluated(Trainer&, int64_t epoch, const std::string& dataset, const eval::EvalResult& result) override {
+    events.push_back("evaluated " + std::to_string(epoch) + " " + dataset);
+    EXPECT_GT(result.num_valid, 0);
+  }
+  void after_epoch(Trainer& trainer) override { events.push_back("after_epoch " + std::to_string(trainer.epoch() + 1)); }
+  std::vector<std::string> events;
+};
+
+TEST(Trainer, AProgramsHookReceivesTheMeasuredMeansAndEvaluations) {
+  test::TempDir dir;
+  const Config config = load(write_config(dir), {"solver.max_epochs=2", "solver.log_period=2"});
+  seed_everything(1);
+  app::TrainSetup setup;
+  auto log = std::make_shared<ReportLog>();
+  setup.hooks.push_back(log);
+  int callback_epochs = 0;
+  setup.callbacks.on_epoch = [&](const EpochStats&) { ++callback_epochs; };
+  app::train(config, setup);
+  EXPECT_EQ(callback_epochs, 2);
+  std::vector<std::string> epochs;  // everything but the iterations
+  int iterations = 0;
+  for (const auto& e : log->events) {
+    if (e.rfind("iteration ", 0) == 0) ++iterations;
+    else epochs.push_back(e);
+  }
+  EXPECT_GT(iterations, 0);
+  EXPECT_EQ(epochs, (std::vector<std::string>{"epoch 1", "evaluated 1 synthetic", "after_epoch 1", "epoch 2",
+                                              "evaluated 2 synthetic", "after_epoch 2"}));
+}
+
 TEST(Trainer, FreezeThenOpenTrainsOnlyTheOpenLayers) {
   test::TempDir dir;
   const Config config = load(write_config(dir), {"solver.max_epochs=1", "solver.fixbase_epochs=1",

@@ -57,5 +57,50 @@ TEST(LossSet, RejectsUnknownTermsAndMissingLogits) {
   EXPECT_THROW(set->forward(out, torch::tensor({0, 0, 1, 1}, torch::kLong)), c10::Error);
 }
 
+TEST(LossSet, StepsItsTermsOwnOptimisersWithTheirGradientScale) {
+  EXPECT_TRUE(LossSet(LossSetOptions().names({"ce", "triplet"}))->auxiliary_optimizers().empty());
+  // BoT's recipe: the centres' SGD at lr 0.5 with the gradient rescaled by 1 / weight.
+  LossSet set(LossSetOptions().names({"ce", "center"}).num_classes(2).feature_dim(1).center_weight(0.25).center_lr(0.5));
+  const auto optimizers = set->auxiliary_optimizers();
+  ASSERT_EQ(optimizers.size(), 1u);
+  EXPECT_EQ(optimizers[0].first, "center_optimizer");
+  {
+    torch::NoGradGuard g;
+    set->center()->centers.copy_(torch::tensor({{0.0f}, {2.0f}}));
+  }
+  auto out = fake_output();
+  out.embeddings[0].second = out.embeddings[0].second.to(torch::kFloat);
+  out.class_logits[0].second = out.class_logits[0].second.to(torch::kFloat);
+  const auto targets = torch::tensor({0, 0, 1, 1}, torch::kLong);
+  for (int step = 0; step < 2; ++step) {  // the second step finds the first's gradient cleared
+    set->zero_auxiliary_grad();
+    const auto before = set->center()->centers.detach().clone();
+    set->forward(out, targets).total.backward();
+    // d/dc of 0.25 * sum_i |x_i - c_y|^2 / 4 is 0.25 * sum_i 2 (c_y - x_i) / 4.
+    const auto grad = set->center()->centers.grad().clone();
+    EXPECT_NEAR(grad[0].item<float>(), 0.25 * 2 * ((before[0].item<float>() - 0) + (before[0].item<float>() - 1)) / 4,
+                1e-6);
+    set->step_auxiliary();
+    // Rescaled by 1 / 0.25, then one SGD step of 0.5.
+    EXPECT_TRUE(torch::allclose(set->center()->centers.detach(), before - 0.5 * 4.0 * grad, 1e-6, 1e-6));
+  }
+}
+
+TEST(LossSet, ATermWarnsAboutAnEpochUnderItsOwnName) {
+  LossSet set(LossSetOptions().names({"ce", "triplet"}).triplet(TripletOptions().margin(0.3)));
+  const auto warnings = set->epoch_warnings({{"ce", 5.9}, {"triplet", 0.3001}, {"accuracy", 0.0}, {"triplet_active", 1.0}});
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_EQ(warnings[0].first, "triplet");
+  EXPECT_NE(warnings[0].second.find("collapsed to a single point"), std::string::npos) << warnings[0].second;
+  EXPECT_NE(warnings[0].second.find("0.3000"), std::string::npos) << warnings[0].second;
+  EXPECT_TRUE(set->epoch_warnings({{"ce", 5.9}, {"triplet", 0.25}, {"triplet_active", 1.0}}).empty()) << "learning";
+  EXPECT_TRUE(set->epoch_warnings({{"ce", 5.9}, {"triplet", 0.3}, {"triplet_active", 0.8}}).empty());
+  // The soft margin has no margin to sit at; terms without a diagnosis say nothing.
+  LossSet soft(LossSetOptions().names({"triplet"}).triplet(TripletOptions().margin(0.0)));
+  EXPECT_TRUE(soft->epoch_warnings({{"triplet", 0.0}, {"triplet_active", 1.0}}).empty());
+  LossSet ce(LossSetOptions().names({"ce"}));
+  EXPECT_TRUE(ce->epoch_warnings({{"ce", 0.3}, {"triplet_active", 1.0}}).empty());
+}
+
 }  // namespace
 }  // namespace reid::losses

@@ -49,7 +49,8 @@ struct TrainSetup {
   /// Start afresh in an output folder that already holds a run, removing its checkpoint, weights
   /// and metrics first (otherwise such a folder is refused).
   bool overwrite = false;
-  /// Observers (main rank).
+  /// Observers of the logged means and the evaluations (main rank): a hook made of functions,
+  /// added before `hooks`.
   engine::TrainCallbacks callbacks;
   /// Hooks of the program's own, added after the built-in ones (logging, checkpoints,
   /// evaluation), so that they see each epoch's checkpoint and evaluation. They run on every

@@ -40,11 +40,6 @@ ScheduleOptions schedule_options(const Config& config);
 /// The loop's options (epochs, schedule, freeze-then-open, clipping, AMP, periods, seed).
 TrainerOptions trainer_options(const Config& config);
 
-/// The loss terms' own optimisers (LossTermImpl::make_optimizer(): the center loss's SGD, its
-/// gradient rescaled by 1 / weight as BoT does), each named "<term>_optimizer" in checkpoints;
-/// empty when no term has one.
-std::vector<AuxiliaryOptimizer> auxiliary_optimizers(losses::LossSetImpl& loss);
-
 /// Evaluation options (test section: extraction, retrieval, outputs) on `device`.
 EvaluationOptions evaluation_options(const Config& config, const torch::Device& device);
 

@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -16,27 +17,33 @@
 
 namespace reid::engine {
 
-/// Optional observers of a training run (called on the main rank).
-struct TrainCallbacks {
+/// A hook made of functions: observers of the logged means and the evaluations (main rank),
+/// for a caller that needs no state of its own. Each one is optional.
+struct TrainCallbacks : TrainHook {
   std::function<void(const IterationStats&)> on_iteration;
   std::function<void(const EpochStats&)> on_epoch;
   std::function<void(int64_t epoch, const std::string& dataset, const eval::EvalResult&)> on_evaluation;
-};
 
-/// True when an epoch's mean batch-hard triplet loss sat at `margin` (within 1%) with every
-/// triplet active (triplet_active >= 0.999): the embedding collapsed to a point, since then every
-/// distance is 0 and the loss is exactly the margin.
-bool triplet_collapsed(const std::vector<std::pair<std::string, double>>& epoch_means, double margin);
+  void iteration_logged(Trainer&, const IterationStats& stats) override {
+    if (on_iteration) on_iteration(stats);
+  }
+  void epoch_logged(Trainer&, const EpochStats& stats) override {
+    if (on_epoch) on_epoch(stats);
+  }
+  void evaluated(Trainer&, int64_t epoch, const std::string& dataset, const eval::EvalResult& result) override {
+    if (on_evaluation) on_evaluation(epoch, dataset, result);
+  }
+};
 
 /// Every log_period steps and at the end of each epoch: averages the meters over ranks, logs a
 /// progress line and writes metrics.jsonl / metrics.csv / TensorBoard (main rank: `recorder`;
 /// null on the other ranks). Each epoch it also reports images the loader skipped as unreadable
-/// (data.skip_bad_images) and warns once when a batch-hard triplet loss with margin
-/// `triplet_margin` (> 0) sat at its margin with every triplet active for a whole epoch: the
-/// embedding has collapsed to a point.
+/// (data.skip_bad_images) and logs each loss term's warning about the epoch
+/// (LossTermImpl::epoch_warning(), e.g. a collapsed triplet embedding) the first time it appears.
+/// The means go to every hook (Trainer::report(): TrainHook::iteration_logged(), epoch_logged()).
 class LoggingHook : public TrainHook {
  public:
-  LoggingHook(std::shared_ptr<Recorder> recorder, TrainCallbacks callbacks, double triplet_margin = 0.0);
+  explicit LoggingHook(std::shared_ptr<Recorder> recorder);
   void before_train(Trainer& trainer) override;
   void before_epoch(Trainer& trainer) override;
   void after_step(Trainer& trainer) override;
@@ -45,9 +52,7 @@ class LoggingHook : public TrainHook {
 
  private:
   std::shared_ptr<Recorder> recorder_;
-  TrainCallbacks callbacks_;
-  double triplet_margin_ = 0.0;
-  bool warned_collapse_ = false;
+  std::set<std::string> warned_;  // terms whose warning was logged
   int64_t skipped_ = 0;
   double window_start_ = 0.0, data_wait_ = 0.0, comm_wait_ = 0.0, epoch_data_wait_ = 0.0, epoch_comm_wait_ = 0.0;
   int64_t window_images_ = 0, last_images_ = 0;
@@ -84,11 +89,12 @@ struct EvaluationHookOptions {
 
 /// Evaluates on the test sets every `period` epochs and after the last one (feature extraction
 /// sharded over ranks, metrics on the main rank), with every rank's batch-norm statistics
-/// averaged, and keeps the best weights as model_best.pt.
+/// averaged, and keeps the best weights as model_best.pt. Each result goes to every hook
+/// (Trainer::report(): TrainHook::evaluated()).
 class EvaluationHook : public TrainHook {
  public:
   EvaluationHook(std::vector<data::DatasetSplits> targets, EvaluationOptions evaluation,
-                 EvaluationHookOptions options, std::shared_ptr<Recorder> recorder, TrainCallbacks callbacks);
+                 EvaluationHookOptions options, std::shared_ptr<Recorder> recorder);
   void after_epoch(Trainer& trainer) override;
   /// Results of the last evaluation, by dataset (main rank).
   const std::map<std::string, eval::EvalResult>& results() const { return results_; }
@@ -98,7 +104,6 @@ class EvaluationHook : public TrainHook {
   EvaluationOptions evaluation_;
   EvaluationHookOptions options_;
   std::shared_ptr<Recorder> recorder_;
-  TrainCallbacks callbacks_;
   std::map<std::string, eval::EvalResult> results_;
 };
 

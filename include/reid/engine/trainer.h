@@ -29,9 +29,15 @@
 #include "reid/losses/loss_set.h"
 #include "reid/models/model.h"
 
+namespace reid::eval {
+struct EvalResult;
+}  // namespace reid::eval
+
 namespace reid::engine {
 
 class Trainer;
+struct IterationStats;
+struct EpochStats;
 
 /// Code that runs at fixed points of training. Every rank runs every hook (hooks may call
 /// collectives); only the main rank writes files.
@@ -51,6 +57,15 @@ class TrainHook {
   /// collective with a failed peer would hang). Errors thrown here are logged, and the original
   /// error is the one that propagates.
   virtual void on_failure(Trainer& trainer) {}
+
+  // What other hooks measured, as they report it (Trainer::report()), main rank only:
+  /// The means of a log period (the LoggingHook, every log_period steps).
+  virtual void iteration_logged(Trainer& trainer, const IterationStats& stats) {}
+  /// The means of a finished epoch (the LoggingHook).
+  virtual void epoch_logged(Trainer& trainer, const EpochStats& stats) {}
+  /// An evaluation of the model after `epoch` (1-based) on the target set `dataset` (the
+  /// EvaluationHook).
+  virtual void evaluated(Trainer& trainer, int64_t epoch, const std::string& dataset, const eval::EvalResult& result) {}
 };
 
 /// Options of the loop itself.
@@ -83,21 +98,11 @@ struct TrainerOptions {
   TORCH_ARG(double, bucket_mb) = 25.0;
 };
 
-/// An optimiser of parameters that are not the model's (a loss term's, such as the center
-/// loss's centres). Its gradients are multiplied by `grad_scale` before it steps.
-struct AuxiliaryOptimizer {
-  /// Name in the checkpoint.
-  std::string name;
-  std::unique_ptr<torch::optim::Optimizer> optimizer;
-  double grad_scale = 1.0;
-};
-
 /// What the Trainer trains with.
 struct TrainComponents {
   models::ReidModel model;
   losses::LossSet loss{nullptr};
   Optimizer optimizer;
-  std::vector<AuxiliaryOptimizer> auxiliary;
   std::unique_ptr<data::Sampler> sampler;
   /// Training records and transform; the Trainer loads batches with its own DataLoader.
   data::RecordList records;
@@ -136,6 +141,11 @@ class Trainer {
 
   /// Adds a hook; hooks run in the order they were added.
   void add_hook(std::shared_ptr<TrainHook> hook);
+  /// Passes a hook's measurement to every hook (TrainHook::iteration_logged(), epoch_logged(),
+  /// evaluated()), in their order. Called by the hook that measured, on the main rank.
+  void report(const IterationStats& stats);
+  void report(const EpochStats& stats);
+  void report(int64_t epoch, const std::string& dataset, const eval::EvalResult& result);
 
   /// Continues from a checkpoint written by save_checkpoint(): weights, optimisers, sampler,
   /// random state and (with the same world size) every rank's own state. A different world
@@ -217,7 +227,6 @@ class Trainer {
   models::ReidModel model_;
   losses::LossSet loss_;
   Optimizer optimizer_;
-  std::vector<AuxiliaryOptimizer> auxiliary_;
   std::unique_ptr<data::Sampler> sampler_;
   data::RecordList records_;
   std::unique_ptr<data::DataLoader> loader_;

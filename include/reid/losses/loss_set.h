@@ -3,12 +3,14 @@
 /// The training objective as a weighted set of named terms, built by name from the loss
 /// registry. It consumes the model's ReidOutput; the model never knows which losses are used.
 
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
+#include <torch/optim/optimizer.h>
 
 #include "reid/losses/center.h"
 #include "reid/losses/term.h"
@@ -47,9 +49,30 @@ class LossSetImpl : public torch::nn::Module {
   CenterLoss center() const;
   const LossSetOptions& options() const { return options_; }
 
+  /// The terms' own optimisers (LossTermImpl::make_optimizer(), built with the set), by their
+  /// checkpoint name "<term>_optimizer", in the terms' order.
+  std::vector<std::pair<std::string, torch::optim::Optimizer*>> auxiliary_optimizers() const;
+  /// Clears the gradients of the terms' own optimisers (with the model's, before backward).
+  void zero_auxiliary_grad();
+  /// Steps the terms' own optimisers (after the model's), each term's gradients first multiplied
+  /// by its optimizer_grad_scale().
+  void step_auxiliary();
+
+  /// Each term's warning about a finished epoch (LossTermImpl::epoch_warning()), as (term name,
+  /// message), for the terms that have one. `epoch_means`: the epoch's mean of every term and
+  /// statistic, by name.
+  std::vector<std::pair<std::string, std::string>> epoch_warnings(
+      const std::vector<std::pair<std::string, double>>& epoch_means) const;
+
  private:
+  struct Auxiliary {
+    std::string name;
+    LossTerm term;
+    std::unique_ptr<torch::optim::Optimizer> optimizer;
+  };
   LossSetOptions options_;
   std::vector<std::pair<std::string, LossTerm>> terms_;
+  std::vector<Auxiliary> auxiliary_;
 };
 TORCH_MODULE(LossSet);
 

@@ -42,11 +42,21 @@ class LossTermImpl : public torch::nn::Module {
   /// The term's value on `output` for identity labels `targets` (int64 [N]).
   virtual TermValue evaluate(const models::ReidOutput& output, const torch::Tensor& targets) = 0;
   /// An optimiser of the term's own parameters, or null (the default) when the model's optimiser
-  /// should not be used for them or there are none. The trainer steps it after the model's and
-  /// saves it in the checkpoint as "<term name>_optimizer".
+  /// should not be used for them or there are none. The loss set builds it once, steps it after
+  /// the model's (LossSetImpl::step_auxiliary()) and names it "<term name>_optimizer" in the
+  /// checkpoint.
   virtual std::unique_ptr<torch::optim::Optimizer> make_optimizer() { return nullptr; }
   /// Factor applied to the term's parameter gradients before its own optimiser steps.
   virtual double optimizer_grad_scale() const { return 1.0; }
+  /// A warning about a finished epoch, or "" (the default) when nothing is wrong. `name` is the
+  /// term's name in the loss set; `epoch_means` holds the epoch's mean of every term (by its
+  /// name) and every statistic. The training log shows a term's warning once per run.
+  virtual std::string epoch_warning(const std::string& name,
+                                    const std::vector<std::pair<std::string, double>>& epoch_means) const {
+    (void)name;
+    (void)epoch_means;
+    return {};
+  }
   /// Weight of the term in the total loss.
   double weight() const { return weight_; }
   void set_weight(double weight) { weight_ = weight; }

@@ -3,6 +3,10 @@
 /// Triplet loss with batch-hard mining (Hermans, Beyer, Leibe, "In Defense of the Triplet Loss
 /// for Person Re-Identification", 2017), as used by BoT.
 
+#include <string>
+#include <utility>
+#include <vector>
+
 #include <torch/types.h>
 
 #include "reid/eval/distance.h"
@@ -48,6 +52,12 @@ struct TripletResult {
 /// Nothing is read back to the host (no device synchronisation).
 TripletResult batch_hard_triplet(const torch::Tensor& features, const torch::Tensor& targets,
                                  const TripletOptions& options = {});
+
+/// True when an epoch's mean batch-hard triplet loss (`epoch_means`' "triplet") sat at `margin`
+/// (within 1%) with every triplet active ("triplet_active" >= 0.999): the embedding collapsed to
+/// a point, since then every distance is 0 and the loss is exactly the margin. False without
+/// those entries or with the soft margin (0).
+bool triplet_collapsed(const std::vector<std::pair<std::string, double>>& epoch_means, double margin);
 
 /// Options of weighted_regularized_triplet().
 struct WrtOptions {
