@@ -29,7 +29,7 @@ def parse_header(text):
             comment.append(stripped[3:].strip())
             continue
         m = re.match(r"([\w:<>, ]+?)\s+(\w+)(\s*=.*|\s*\{.*\})?;$", stripped)
-        if current and m and comment and "(" not in stripped:
+        if current and m and comment and "(" not in stripped.split("=")[0]:
             structs[current][m.group(2)] = (m.group(1).strip(), " ".join(comment))
         comment = []
     return structs

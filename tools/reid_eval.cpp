@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
     std::cout << "query " << query.size() << " x gallery " << gallery.size() << ", " << metric
               << (options.normalize ? ", normalised" : "") << (options.rerank ? ", re-ranked" : "") << "\n";
     std::cout << result.summary({1, 5, 10}) << "\n";
-    if (!output.empty()) reid::utils::write_file_atomically(output, result.to_json({1, 5, 10, 20}) + "\n", "the metrics");
+    if (!output.empty()) reid::utils::write_file_atomically(output, result.to_json(reid::eval::kDefaultRanks) + "\n", "the metrics");
     if (visualize > 0) {
       const auto files = reid::eval::write_worst_ranked_lists(query, gallery, result, options, visualize,
                                                               visualize_dir.empty() ? "ranked_lists" : visualize_dir);

@@ -14,6 +14,8 @@ Metric parse_metric(const std::string& name) {
   throw Error("unknown distance metric '" + name + "'; valid: euclidean, cosine");
 }
 
+std::string metric_name(Metric metric) { return metric == Metric::kCosine ? "cosine" : "euclidean"; }
+
 torch::Tensor l2_normalize(const torch::Tensor& features) {
   return features / features.norm(2, 1, true).clamp_min(1e-12);
 }

@@ -5,10 +5,22 @@
 /// once, in `visit()`, which drives YAML decoding, encoding and the key list.
 ///
 /// Only config/ and the executables know YAML: library classes take Options structs built from
-/// these fields.
+/// these fields (config/options.h). A key that configures a field of a lower layer's Options
+/// takes its default from that Options struct, so each default is written once; the training
+/// sections' Options (engine/) take theirs from these structs instead, since the engine sits
+/// above config.
 
 #include <string>
 #include <vector>
+
+#include "reid/data/datasets.h"
+#include "reid/data/loader.h"
+#include "reid/data/sampler.h"
+#include "reid/data/transforms.h"
+#include "reid/eval/evaluator.h"
+#include "reid/eval/visualize.h"
+#include "reid/losses/term.h"
+#include "reid/models/model.h"
 
 namespace reid::config {
 
@@ -26,21 +38,21 @@ struct ModelConfig {
   /// mismatched shapes (e.g. the classifier) are skipped with a warning.
   bool pretrained_strict = false;
   /// ResNet: stride of the last stage (1 as in BoT: 16x8 feature map at 256x128; 2 as ImageNet).
-  int last_stride = 1;
+  int last_stride = static_cast<int>(models::ModelOptions().last_stride());
   /// OSNet: streams T per omni-scale block (stream t stacks t Lite 3x3 layers).
-  int streams = 4;
+  int streams = static_cast<int>(models::ModelOptions().streams());
   /// OSNet: width of the fc embedding (Linear + BN + ReLU) after pooling; 0 removes it.
-  int feature_dim = 512;
+  int feature_dim = static_cast<int>(models::ModelOptions().feature_dim());
   /// Global pooling: avg, max or gem.
-  std::string pooling = "avg";
+  std::string pooling = name_of(models::pooling_registry(), models::HeadOptions().pooling());
   /// GeM pooling: initial value of the learnable exponent p.
   double gem_p = 3.0;
   /// Neck: none, or bnneck (BatchNorm1d with a frozen zero bias, then a bias-free classifier).
-  std::string neck = "none";
+  std::string neck = name_of(models::neck_registry(), models::HeadOptions().neck());
   /// Test feature with a neck: after (BN feature) or before (pooled feature).
-  std::string neck_feat = "after";
+  std::string neck_feat = name_of(models::neck_feat_registry(), models::HeadOptions().neck_feat());
   /// Classifier: linear, arcface, cosface, circle or subcenter_arcface.
-  std::string classifier = "linear";
+  std::string classifier = name_of(models::classifier_registry(), models::HeadOptions().classifier());
   /// Margin classifiers: logit scale s.
   double scale = 30.0;
   /// Margin classifiers: margin m (angular for arcface, cosine for cosface, relaxation for circle).
@@ -49,24 +61,24 @@ struct ModelConfig {
   int subcenters = 3;
   /// ViT: stride between 16-pixel patches (0: 16, no overlap; TransReID: 12, 21 x 10 patches at
   /// 256 x 128).
-  int patch_stride = 0;
+  int patch_stride = static_cast<int>(models::ModelOptions().patch_stride());
   /// ViT: stochastic depth (drop-path) rate of the last block, rising linearly from 0 at the
   /// first (TransReID: 0.1).
-  double drop_path = 0.1;
+  double drop_path = models::ModelOptions().drop_path();
   /// ViT: TransReID's side-information embedding (SIE): a learned embedding per camera of the
   /// training set added to every token; the camera ids come with each batch and each test image.
   bool sie = false;
   /// SIE: coefficient lambda of the camera embedding (TransReID: 3.0).
-  double sie_coefficient = 3.0;
+  double sie_coefficient = models::ModelOptions().sie_coefficient();
   /// ViT: TransReID's jigsaw patch module (JPM): the last block duplicated as a local branch on
   /// shifted and shuffled groups of patches; test feature = global + the locals scaled 1/k.
-  bool jpm = false;
+  bool jpm = models::ModelOptions().jpm();
   /// JPM: shift m (TransReID: 5; the patch tokens rotate by m - 1 as in its code).
-  int jpm_shift = 5;
+  int jpm_shift = static_cast<int>(models::ModelOptions().jpm_shift());
   /// JPM: groups of the patch shuffle (TransReID: 2).
-  int jpm_shuffle_groups = 2;
+  int jpm_shuffle_groups = static_cast<int>(models::ModelOptions().jpm_shuffle_groups());
   /// JPM: local features k (TransReID: 4).
-  int jpm_groups = 4;
+  int jpm_groups = static_cast<int>(models::ModelOptions().jpm_groups());
   /// Video datasets: how the per-frame features of a clip are pooled over time: avg (temporal
   /// average pooling, the standard baseline), max, or attention (learned per-frame weights).
   std::string temporal_pooling = "avg";
@@ -107,12 +119,12 @@ struct ModelConfig {
 /// CUHK03 options (data.cuhk03).
 struct CUHK03Config {
   /// Use the hand-labeled boxes instead of the detected ones.
-  bool labeled = false;
+  bool labeled = data::CUHK03Options{}.labeled;
   /// Use the classic protocol (20 random splits, 1,367 train / 100 test ids, single-gallery-shot
   /// metric) instead of the new 767/700 protocol.
-  bool classic_split = false;
+  bool classic_split = data::CUHK03Options{}.classic_split;
   /// Classic protocol: which of the 20 splits (0-19).
-  int split_id = 0;
+  int split_id = data::CUHK03Options{}.split_id;
 
   template <class V>
   void visit(V& v) {
@@ -147,18 +159,18 @@ struct CustomDataConfig {
 struct VideoDataConfig {
   /// iLIDS-VID, PRID2011: which random person split trains and tests (0-based; the literature
   /// reports the mean over 10 splits: scripts/video_splits.sh).
-  int split_id = 0;
+  int split_id = data::VideoOptions{}.split_id;
   /// iLIDS-VID, PRID2011: number of random 50/50 person splits.
-  int num_splits = 10;
+  int num_splits = data::VideoOptions{}.num_splits;
   /// iLIDS-VID, PRID2011: seed of the random splits.
-  int split_seed = 0;
+  int split_seed = data::VideoOptions{}.split_seed;
   /// iLIDS-VID, PRID2011: splits file, read when it exists and written when it does not; empty:
   /// libreid_splits_<num_splits>x_seed<split_seed>.txt in the dataset's folder.
   std::string splits_file;
   /// Drop tracklets of fewer frames (MARS, DukeMTMC-VideoReID, custom_video); iLIDS-VID and
   /// PRID2011 leave out persons with a shorter sequence in either camera (PRID2011's 178-person
   /// protocol, sequences of more than 21 frames: 22).
-  int min_frames = 0;
+  int min_frames = data::VideoOptions{}.min_frames;
 
   template <class V>
   void visit(V& v) {
@@ -173,23 +185,23 @@ struct VideoDataConfig {
 /// The procedural `synthetic` dataset (data.synthetic).
 struct SyntheticConfig {
   /// Identities in the training split.
-  int train_ids = 100;
+  int train_ids = data::SyntheticOptions{}.train_ids;
   /// Identities in the test split (disjoint from the training ones).
-  int test_ids = 50;
+  int test_ids = data::SyntheticOptions{}.test_ids;
   /// Cameras; each has its own illumination, colour cast, scale, blur and background.
-  int cameras = 4;
+  int cameras = data::SyntheticOptions{}.cameras;
   /// Images of each identity per camera.
-  int images_per_camera = 4;
+  int images_per_camera = data::SyntheticOptions{}.images_per_camera;
   /// Rendered image height (pixels).
-  int height = 128;
+  int height = data::SyntheticOptions{}.height;
   /// Rendered image width (pixels).
-  int width = 64;
+  int width = data::SyntheticOptions{}.width;
   /// Seed of the generator: the same seed renders the same dataset.
-  int seed = 0;
+  int seed = data::SyntheticOptions{}.seed;
   /// synthetic_video: tracklets of each identity per camera (query: the first; gallery: all).
-  int tracklets_per_camera = 2;
+  int tracklets_per_camera = data::SyntheticOptions{}.tracklets_per_camera;
   /// synthetic_video: frames per tracklet.
-  int frames = 8;
+  int frames = data::SyntheticOptions{}.frames;
 
   template <class V>
   void visit(V& v) {
@@ -208,13 +220,13 @@ struct SyntheticConfig {
 /// Random erasing (data.erasing), applied to the normalised tensor.
 struct ErasingConfig {
   /// Probability of erasing one rectangle.
-  double prob = 0.5;
+  double prob = data::ErasingOptions{}.prob;
   /// Smallest erased area, as a fraction of the image.
-  double min_area = 0.02;
+  double min_area = data::ErasingOptions{}.min_area;
   /// Largest erased area, as a fraction of the image.
-  double max_area = 0.4;
+  double max_area = data::ErasingOptions{}.max_area;
   /// Smallest aspect ratio (the largest is its inverse).
-  double min_aspect = 0.3;
+  double min_aspect = data::ErasingOptions{}.min_aspect;
   /// Per-channel fill value written into the normalised tensor (BoT writes the ImageNet mean).
   std::vector<double> value = {0.485, 0.456, 0.406};
 
@@ -231,15 +243,15 @@ struct ErasingConfig {
 /// Colour jitter (data.color_jitter).
 struct ColorJitterConfig {
   /// Probability of jittering an image.
-  double prob = 0.5;
+  double prob = data::ColorJitterOptions{}.prob;
   /// Brightness factor drawn from [1 - b, 1 + b].
-  double brightness = 0.2;
+  double brightness = data::ColorJitterOptions{}.brightness;
   /// Contrast factor drawn from [1 - c, 1 + c].
-  double contrast = 0.15;
+  double contrast = data::ColorJitterOptions{}.contrast;
   /// Saturation factor drawn from [1 - s, 1 + s].
-  double saturation = 0.0;
+  double saturation = data::ColorJitterOptions{}.saturation;
   /// Hue shift drawn from [-h, h] (fraction of a full turn, at most 0.5).
-  double hue = 0.0;
+  double hue = data::ColorJitterOptions{}.hue;
 
   template <class V>
   void visit(V& v) {
@@ -254,19 +266,19 @@ struct ColorJitterConfig {
 /// Datasets, transforms and loading (data/).
 struct DataConfig {
   /// Folder holding the datasets (market1501/, dukemtmc-reid/, msmt17/, cuhk03/, ...).
-  std::string root = "data";
+  std::string root = data::DatasetOptions{}.root;
   /// Training datasets; several are trained together with pid/camid offsets.
   std::vector<std::string> sources = {"market1501"};
   /// Test datasets, each evaluated on its own query/gallery split.
   std::vector<std::string> targets = {"market1501"};
   /// Input height after resizing (pixels).
-  int height = 256;
+  int height = data::TransformOptions{}.height;
   /// Input width after resizing (pixels).
-  int width = 128;
+  int width = data::TransformOptions{}.width;
   /// Train on every split of the sources (MSMT17: also val; all: query and gallery too).
-  bool combine_all = false;
+  bool combine_all = data::DatasetOptions{}.combine_all;
   /// Video datasets: frames per clip (training and test).
-  int seq_len = 4;
+  int seq_len = static_cast<int>(data::LoaderOptions{}.seq_len);
   /// Video: how a training clip's frames are chosen: random (distinct frames, in order), evenly
   /// (evenly spaced from the first) or consecutive (a random run).
   std::string train_sampling = "random";
@@ -277,9 +289,9 @@ struct DataConfig {
   /// random_erasing (which acts on the normalised tensor, so it must come last).
   std::vector<std::string> transforms = {"random_flip"};
   /// random_flip: probability of mirroring an image.
-  double flip_prob = 0.5;
+  double flip_prob = data::TransformOptions{}.flip_prob;
   /// pad_crop: zero padding on each side before a random crop back to height x width.
-  int pad = 10;
+  int pad = data::TransformOptions{}.pad;
   /// color_jitter parameters.
   ColorJitterConfig color_jitter;
   /// random_erasing parameters.
@@ -289,20 +301,20 @@ struct DataConfig {
   /// Per-channel (RGB) normalisation standard deviation.
   std::vector<double> std = {0.229, 0.224, 0.225};
   /// Training batch size (images).
-  int batch_size = 64;
+  int batch_size = static_cast<int>(data::SamplerOptions{}.batch_size);
   /// Loader threads decoding and augmenting images; 0 loads in the calling thread, -1 picks a
   /// number for the machine (CUDA: one per core but two, at most 12, what a GPU step needs; CPU:
   /// a quarter of the cores, at least 1, leaving the rest to the training threads).
   int workers = -1;
   /// Batches prepared ahead of the training step.
-  int prefetch = 4;
+  int prefetch = data::LoaderOptions{}.prefetch;
   /// Skip unreadable images (counted and logged) instead of failing on the first one. Every
   /// image's header is checked before training: with this set, bad training and test images are
   /// left out (and counted); without it, the run stops before training, listing them.
   bool skip_bad_images = false;
   /// Largest image (width x height) decoded; a larger declared size is an error naming the file
   /// (a small hostile PNG can declare 20000x20000 pixels).
-  int max_image_pixels = 16777216;
+  int max_image_pixels = static_cast<int>(data::kDefaultMaxImagePixels);
   /// CUHK03 options.
   CUHK03Config cuhk03;
   /// `custom` dataset list files.
@@ -349,9 +361,9 @@ struct SamplerConfig {
   /// registered (engine::Registries::samplers).
   std::string name = "random";
   /// identity / cross_camera: images per identity K (batch_size must be a multiple of it).
-  int num_instances = 4;
+  int num_instances = static_cast<int>(data::SamplerOptions{}.num_instances);
   /// Drop the last incomplete batch of an epoch (random sampler).
-  bool drop_last = true;
+  bool drop_last = data::SamplerOptions{}.drop_last;
 
   template <class V>
   void visit(V& v) {
@@ -364,9 +376,9 @@ struct SamplerConfig {
 /// Label-smoothed cross-entropy (loss.ce).
 struct CrossEntropyConfig {
   /// Weight of the term in the total loss.
-  double weight = 1.0;
+  double weight = losses::LossSetOptions().ce_weight();
   /// Label smoothing epsilon (0 = plain cross-entropy).
-  double epsilon = 0.1;
+  double epsilon = losses::LossSetOptions().ce_epsilon();
 
   template <class V>
   void visit(V& v) {
@@ -378,13 +390,13 @@ struct CrossEntropyConfig {
 /// Batch-hard triplet loss (loss.triplet).
 struct TripletConfig {
   /// Weight of the term in the total loss.
-  double weight = 1.0;
+  double weight = losses::LossSetOptions().triplet_weight();
   /// Margin; 0 selects the soft-margin form log(1 + exp(d_ap - d_an)).
-  double margin = 0.3;
+  double margin = losses::TripletOptions().margin();
   /// Distance: euclidean or cosine.
-  std::string metric = "euclidean";
+  std::string metric = eval::metric_name(losses::TripletOptions().metric());
   /// L2-normalise the features before the distance.
-  bool normalize = false;
+  bool normalize = losses::TripletOptions().normalize();
 
   template <class V>
   void visit(V& v) {
@@ -398,9 +410,9 @@ struct TripletConfig {
 /// Center loss (loss.center).
 struct CenterConfig {
   /// Weight of the term in the total loss.
-  double weight = 0.0005;
+  double weight = losses::LossSetOptions().center_weight();
   /// Learning rate of the centres' own SGD (their gradient is rescaled by 1 / weight).
-  double lr = 0.5;
+  double lr = losses::LossSetOptions().center_lr();
 
   template <class V>
   void visit(V& v) {
@@ -412,11 +424,11 @@ struct CenterConfig {
 /// Weighted regularized triplet loss of AGW (loss.wrt).
 struct WrtConfig {
   /// Weight of the term in the total loss.
-  double weight = 1.0;
+  double weight = losses::LossSetOptions().wrt_weight();
   /// Distance: euclidean or cosine.
-  std::string metric = "euclidean";
+  std::string metric = eval::metric_name(losses::WrtOptions().metric());
   /// L2-normalise the features before the distance.
-  bool normalize = false;
+  bool normalize = losses::WrtOptions().normalize();
 
   template <class V>
   void visit(V& v) {
@@ -561,34 +573,34 @@ struct TestConfig {
   /// Feature-extraction batch size.
   int batch_size = 128;
   /// Distance: euclidean (squared) or cosine.
-  std::string metric = "euclidean";
+  std::string metric = eval::metric_name(eval::RetrievalOptions{}.metric);
   /// L2-normalise features before computing distances.
-  bool normalize = false;
+  bool normalize = eval::RetrievalOptions{}.normalize;
   /// Flip test-time augmentation: average the features of an image and its mirror.
   bool flip = false;
   /// Give each image's camera id to models with a camera embedding (SIE), as TransReID tests;
   /// false: camera-agnostic features (the mean camera embedding), as the Embedder computes them.
   bool camera_ids = true;
   /// k-reciprocal re-ranking.
-  bool rerank = false;
+  bool rerank = eval::RetrievalOptions{}.rerank;
   /// Re-ranking k1.
-  int rerank_k1 = 20;
+  int rerank_k1 = static_cast<int>(eval::RerankOptions{}.k1);
   /// Re-ranking k2.
-  int rerank_k2 = 6;
+  int rerank_k2 = static_cast<int>(eval::RerankOptions{}.k2);
   /// Re-ranking lambda (weight of the original distance).
-  double rerank_lambda = 0.3;
+  double rerank_lambda = eval::RerankOptions{}.lambda;
   /// Average query expansion: add the top-N gallery features to each query (0 = off).
-  int query_expansion = 0;
+  int query_expansion = static_cast<int>(eval::RetrievalOptions{}.query_expansion);
   /// Largest rank of the CMC curve.
-  int max_rank = 50;
+  int max_rank = static_cast<int>(eval::EvalOptions{}.max_rank);
   /// CMC ranks printed and logged.
-  std::vector<int> ranks = {1, 5, 10, 20};
+  std::vector<int> ranks = eval::kDefaultRanks;
   /// Also report TPR at FPR 1e-4 / 1e-3 / 1e-2 over query-gallery pairs.
-  bool roc = false;
+  bool roc = eval::EvalOptions{}.roc;
   /// Ranked-list PNGs for this many worst-performing queries (0 = none).
   int visualize = 0;
   /// Gallery images shown per ranked list.
-  int visualize_topk = 10;
+  int visualize_topk = eval::RankedListOptions{}.topk;
   /// Write query/gallery features, pids, camids and paths as .npy files.
   bool save_features = false;
   /// Weights to evaluate (reid-test); empty = the trained model in output_dir.

@@ -77,4 +77,14 @@ class Registry<R(Args...)> {
   std::map<std::string, Builder> builders_;
 };
 
+/// The name under which a registry of choices (each builder returns a fixed value: poolings,
+/// necks, frame samplings) holds `value`; throws reid::Error when none does. The inverse of
+/// `registry.create(name)`, so that a YAML default can be the name of an Options default.
+template <class E>
+std::string name_of(const Registry<E()>& registry, E value) {
+  for (const auto& name : registry.names())
+    if (registry.create(name) == value) return name;
+  throw Error("no " + registry.kind() + " is registered for this value");
+}
+
 }  // namespace reid

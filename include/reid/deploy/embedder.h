@@ -35,12 +35,12 @@ struct EmbedderOptions {
   /// 128 on CUDA.
   int64_t batch_size = 0;
   /// Average each crop's feature with its mirror image's (as reid-test's test.flip).
-  bool flip = false;
+  bool flip = config::TestConfig{}.flip;
   /// L2-normalise the features (cosine similarity is then a dot product).
   bool normalize = true;
   /// Fold batch norms into the preceding convolutions (features equal to the unfolded model's
   /// to ~1e-6 relative; faster).
-  bool fold_batchnorm = true;
+  bool fold_batchnorm = TraceOptions{}.fold_batchnorm;
   /// Channels-last weights and inputs (default: on, the fast layout for oneDNN and cuDNN).
   bool channels_last = true;
   /// On the CPU in float32, run passes of a single crop (no flip) through XNNPACK's prepacked

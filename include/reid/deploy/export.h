@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "reid/config/config.h"
+#include "reid/deploy/onnx.h"
 #include "reid/deploy/trace.h"
 #include "reid/models/model.h"
 
@@ -20,9 +21,9 @@ struct ExportOptions {
   /// TorchScript file to write ("" = none).
   std::string torchscript;
   /// ONNX operator set (13 to 17).
-  int64_t opset = 13;
+  int64_t opset = OnnxOptions{}.opset;
   /// Fold batch norms into convolutions (fewer nodes; features equal to ~1e-6).
-  bool fold_batchnorm = true;
+  bool fold_batchnorm = TraceOptions{}.fold_batchnorm;
 };
 
 /// The configured model with `weights` loaded, on the CPU in float32 and NCHW, in eval mode: what

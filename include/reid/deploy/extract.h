@@ -9,6 +9,7 @@
 
 #include <torch/types.h>
 
+#include "reid/config/config.h"
 #include "reid/data/image_io.h"
 #include "reid/data/records.h"
 #include "reid/data/tracklets.h"
@@ -20,13 +21,13 @@ namespace reid::deploy {
 
 /// Options of extract_features().
 struct ExtractOptions {
-  int64_t batch_size = 128;
-  int workers = 2;
+  int64_t batch_size = config::TestConfig{}.batch_size;
+  int workers = data::LoaderOptions{}.workers;
   /// Average the features of each image and its mirror image.
-  bool flip = false;
+  bool flip = config::TestConfig{}.flip;
   /// Give the model each record's camera id (models with a camera embedding: SIE); false:
   /// camera-agnostic features.
-  bool camera_ids = true;
+  bool camera_ids = config::TestConfig{}.camera_ids;
   torch::Device device = torch::kCPU;
   /// Feed images in channels-last layout (matching a channels-last model avoids layout changes).
   bool channels_last = false;
@@ -36,8 +37,8 @@ struct ExtractOptions {
   int64_t max_image_pixels = data::kDefaultMaxImagePixels;
   /// Tracklets: frames per clip, and which (kEvenly: one clip; kAll: every frame in clips whose
   /// features are averaged, the dense protocol).
-  int64_t seq_len = 4;
-  data::FrameSampling sampling = data::FrameSampling::kEvenly;
+  int64_t seq_len = data::LoaderOptions{}.seq_len;
+  data::FrameSampling sampling = data::parse_frame_sampling(config::DataConfig{}.test_sampling);
 };
 
 /// The test features of a batch of `images`: forward(images), averaged with the features of the

@@ -19,8 +19,8 @@ namespace reid::deploy {
 /// Options of trace_model().
 struct TraceOptions {
   /// Input size the model is traced at (the test transform's size).
-  int64_t height = 256;
-  int64_t width = 128;
+  int64_t height = models::ModelOptions().height();
+  int64_t width = models::ModelOptions().width();
   /// Fold every eval-mode batch norm that directly follows a convolution into the convolution.
   bool fold_batchnorm = true;
   /// Where the traced module's weights live and what type they are (float32; float16 or

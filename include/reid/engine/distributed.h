@@ -20,6 +20,7 @@
 #include <torch/nn/module.h>
 #include <torch/types.h>
 
+#include "reid/config/config.h"
 #include "reid/core/error.h"
 #include "reid/models/norm.h"
 
@@ -39,9 +40,9 @@ struct DistributedOptions {
   bool rank0_hosts_store = true;
   /// auto (nccl on CUDA, tcp on CPU), tcp (LibReID's CPU collectives, engine/tcp_backend.h) or
   /// nccl.
-  std::string backend = "auto";
+  std::string backend = config::DistributedConfig{}.backend;
   /// Longest wait of any collective (and of the rendezvous) before the job fails.
-  std::chrono::milliseconds timeout{std::chrono::minutes(30)};
+  std::chrono::milliseconds timeout{std::chrono::seconds(config::DistributedConfig{}.timeout)};
 };
 
 /// The launcher variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT and
@@ -143,7 +144,7 @@ class Distributed : public models::SyncGroup {
 class GradientReducer {
  public:
   GradientReducer(Distributed& dist, std::vector<std::pair<std::string, torch::Tensor>> parameters,
-                  double bucket_mb = 25.0);
+                  double bucket_mb = config::DistributedConfig{}.bucket_mb);
   ~GradientReducer();
   GradientReducer(const GradientReducer&) = delete;
   GradientReducer& operator=(const GradientReducer&) = delete;

@@ -29,11 +29,11 @@ struct EvaluationOptions {
   /// Datasets scored with the single-gallery-shot protocol (CUHK03 classic split).
   std::vector<std::string> single_gallery_shot;
   /// CMC ranks shown in the summary line.
-  std::vector<int> ranks = {1, 5, 10, 20};
+  std::vector<int> ranks = config::TestConfig{}.ranks;
   /// With an output folder: write features as .npy / ranked-list PNGs of this many worst queries.
-  bool save_features = false;
-  int visualize = 0;
-  int visualize_topk = 10;
+  bool save_features = config::TestConfig{}.save_features;
+  int visualize = config::TestConfig{}.visualize;
+  int visualize_topk = config::TestConfig{}.visualize_topk;
 };
 
 /// Test features of `records`, extracted in contiguous shards by the ranks of `dist` and

@@ -79,9 +79,9 @@ class CheckpointHook : public TrainHook {
 /// Options of EvaluationHook.
 struct EvaluationHookOptions {
   /// Evaluate every N epochs (0: only after the last one).
-  int64_t period = 0;
+  int64_t period = config::SolverConfig{}.eval_period;
   /// Metric selecting the best model (a name of `metrics`: rank1, map, minp or one of yours).
-  std::string best_metric = "rank1";
+  std::string best_metric = config::SolverConfig{}.best_metric;
   eval::MetricRegistry metrics = eval::builtin_metrics();
   /// Where model_best.pt goes.
   std::string output_dir;

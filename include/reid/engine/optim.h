@@ -12,23 +12,24 @@
 #include <torch/optim/optimizer.h>
 
 #include "reid/core/registry.h"
+#include "reid/config/config.h"
 
 namespace reid::engine {
 
 /// Options of build_optimizer().
 struct OptimizerOptions {
   /// adam, amsgrad or sgd.
-  std::string name = "adam";
-  double lr = 0.00035;
-  double weight_decay = 0.0005;
+  std::string name = config::SolverConfig{}.optimizer;
+  double lr = config::SolverConfig{}.base_lr;
+  double weight_decay = config::SolverConfig{}.weight_decay;
   /// No weight decay for normalisation weights and for biases.
-  bool no_decay_norm_bias = false;
+  bool no_decay_norm_bias = config::SolverConfig{}.no_decay_norm_bias;
   /// Learning-rate factor of bias parameters.
-  double bias_lr_factor = 1.0;
-  double momentum = 0.9;
-  bool nesterov = false;
-  double beta1 = 0.9;
-  double beta2 = 0.999;
+  double bias_lr_factor = config::SolverConfig{}.bias_lr_factor;
+  double momentum = config::SolverConfig{}.momentum;
+  bool nesterov = config::SolverConfig{}.nesterov;
+  double beta1 = config::SolverConfig{}.adam_beta1;
+  double beta2 = config::SolverConfig{}.adam_beta2;
 };
 
 /// An optimiser and the base learning rate of each of its parameter groups.
@@ -71,15 +72,15 @@ Optimizer build_optimizer(const torch::nn::Module& module, const OptimizerOption
 /// Options of the learning-rate schedule (epoch-based, as in torchreid and BoT).
 struct ScheduleOptions {
   /// multistep, cosine or constant.
-  std::string name = "multistep";
-  std::vector<int> milestones = {40, 70};
-  double gamma = 0.1;
-  int flat_epochs = 0;
+  std::string name = config::SolverConfig{}.scheduler;
+  std::vector<int> milestones = config::SolverConfig{}.milestones;
+  double gamma = config::SolverConfig{}.gamma;
+  int flat_epochs = config::SolverConfig{}.flat_epochs;
   /// cosine: final rate as a fraction of the base rate.
   double min_factor = 0.0;
-  int warmup_epochs = 0;
-  double warmup_factor = 0.01;
-  int max_epochs = 60;
+  int warmup_epochs = config::SolverConfig{}.warmup_epochs;
+  double warmup_factor = config::SolverConfig{}.warmup_factor;
+  int max_epochs = config::SolverConfig{}.max_epochs;
 };
 
 /// Registry of learning-rate schedules by name (solver.scheduler): each maps (options, epoch) to

@@ -29,6 +29,8 @@
 #include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/Store.hpp>
 
+#include "reid/config/config.h"
+
 namespace reid::engine {
 
 /// Options of TcpBackend.
@@ -40,7 +42,7 @@ struct TcpBackendOptions {
   /// A host the other ranks reach too (the rendezvous host), used when `address` is empty.
   std::string route_to = "127.0.0.1";
   /// Longest wait of one operation, and of connecting to the neighbours.
-  std::chrono::milliseconds timeout{std::chrono::minutes(30)};
+  std::chrono::milliseconds timeout{std::chrono::seconds(config::DistributedConfig{}.timeout)};
 };
 
 /// c10d backend over TCP for CPU tensors: one dense contiguous tensor per call; all-reduce

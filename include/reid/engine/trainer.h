@@ -24,6 +24,7 @@
 #include "reid/data/sampler.h"
 #include "reid/data/transforms.h"
 #include "reid/engine/checkpoint.h"
+#include "reid/config/config.h"
 #include "reid/engine/distributed.h"
 #include "reid/engine/optim.h"
 #include "reid/losses/loss_set.h"
@@ -71,31 +72,31 @@ class TrainHook {
 /// Options of the loop itself.
 struct TrainerOptions {
   /// Epochs to train.
-  TORCH_ARG(int64_t, max_epochs) = 60;
+  TORCH_ARG(int64_t, max_epochs) = config::SolverConfig{}.max_epochs;
   /// Learning-rate schedule (epoch-based).
   TORCH_ARG(ScheduleOptions, schedule);
   /// Where the schedule's name is looked up (the built-ins; copy it to add your own).
   TORCH_ARG(SchedulerRegistry, schedulers) = builtin_schedulers();
   /// Freeze-then-open: during the first fixbase_epochs only `open_layers` train.
-  TORCH_ARG(int64_t, fixbase_epochs) = 0;
-  TORCH_ARG(std::vector<std::string>, open_layers) = std::vector<std::string>{"classifier"};
+  TORCH_ARG(int64_t, fixbase_epochs) = config::SolverConfig{}.fixbase_epochs;
+  TORCH_ARG(std::vector<std::string>, open_layers) = config::SolverConfig{}.open_layers;
   /// Clip the global gradient norm (0: off).
-  TORCH_ARG(double, grad_clip) = 0.0;
+  TORCH_ARG(double, grad_clip) = config::SolverConfig{}.grad_clip;
   /// Autocast on CUDA (ignored on CPU) to `amp_dtype`: bfloat16, or float16 with dynamic loss
   /// scaling.
-  TORCH_ARG(bool, amp) = false;
+  TORCH_ARG(bool, amp) = config::SolverConfig{}.amp;
   TORCH_ARG(torch::ScalarType, amp_dtype) = torch::kBFloat16;
   /// Floating-point type of the model (images are converted to it).
   TORCH_ARG(torch::ScalarType, dtype) = torch::kFloat;
   /// Feed images channels-last (the model should be converted with models::to_channels_last).
-  TORCH_ARG(bool, channels_last) = true;
+  TORCH_ARG(bool, channels_last) = config::SolverConfig{}.channels_last;
   /// Steps between logged lines; also the period of the NaN / stop checks on CUDA, which read
   /// device values (on the CPU they run after every step).
-  TORCH_ARG(int64_t, log_period) = 20;
+  TORCH_ARG(int64_t, log_period) = config::SolverConfig{}.log_period;
   /// Seed of the epochs' augmentation streams.
-  TORCH_ARG(uint64_t, seed) = 1;
+  TORCH_ARG(uint64_t, seed) = static_cast<uint64_t>(config::Config{}.seed);
   /// Gradient bucket size of the data-parallel reducer (MB).
-  TORCH_ARG(double, bucket_mb) = 25.0;
+  TORCH_ARG(double, bucket_mb) = config::DistributedConfig{}.bucket_mb;
 };
 
 /// What the Trainer trains with.

@@ -21,6 +21,8 @@ enum class Metric {
 
 /// Parses "euclidean" / "cosine"; throws reid::Error otherwise.
 Metric parse_metric(const std::string& name);
+/// "euclidean" / "cosine": the inverse of parse_metric().
+std::string metric_name(Metric metric);
 
 /// Rows of `features` scaled to unit L2 norm (zero rows stay zero).
 torch::Tensor l2_normalize(const torch::Tensor& features);

@@ -41,6 +41,9 @@ struct EvalOptions {
 };
 
 /// What the evaluation found.
+/// The CMC ranks reported by default (logs, metrics.jsonl, test.ranks).
+inline const std::vector<int> kDefaultRanks = {1, 5, 10, 20};
+
 struct EvalResult {
   /// CMC curve, cmc[k - 1] = CMC@k, for k = 1..max_rank.
   std::vector<double> cmc;
@@ -56,9 +59,9 @@ struct EvalResult {
   std::vector<std::pair<double, double>> tpr_at_fpr;
 
   /// "mAP 43.0% | mINP 12.3% | rank-1 60.7% | rank-5 ..." for the given ranks.
-  std::string summary(const std::vector<int>& ranks = {1, 5, 10, 20}) const;
+  std::string summary(const std::vector<int>& ranks = kDefaultRanks) const;
   /// The metrics as a JSON object (percentages as fractions in [0, 1]).
-  std::string to_json(const std::vector<int>& ranks = {1, 5, 10, 20}) const;
+  std::string to_json(const std::vector<int>& ranks = kDefaultRanks) const;
 };
 
 /// Registry of the figures a run can select its best model by (solver.best_metric): each reads

@@ -126,13 +126,13 @@ struct HeadOptions {
   /// Test feature with a neck.
   TORCH_ARG(NeckFeat, neck_feat) = NeckFeat::kAfter;
   /// Classifier kind.
-  TORCH_ARG(ClassifierType, classifier) = ClassifierType::kLinear;
+  TORCH_ARG(ClassifierType, classifier) = ClassifierOptions(0, 0).type();
   /// Margin classifiers: scale.
-  TORCH_ARG(double, scale) = 30.0;
+  TORCH_ARG(double, scale) = ClassifierOptions(0, 0).scale();
   /// Margin classifiers: margin.
-  TORCH_ARG(double, margin) = 0.5;
+  TORCH_ARG(double, margin) = ClassifierOptions(0, 0).margin();
   /// Sub-center ArcFace: centres per class.
-  TORCH_ARG(int64_t, subcenters) = 3;
+  TORCH_ARG(int64_t, subcenters) = ClassifierOptions(0, 0).subcenters();
 };
 
 /// Pooling -> optional embedding -> neck -> classifier. Not a module itself: build() registers

@@ -86,7 +86,7 @@ struct OSBlockOptions {
   TORCH_ARG(int64_t, in_channels);
   TORCH_ARG(int64_t, out_channels);
   /// Streams T; stream t stacks t Lite 3x3 layers (receptive fields 3, 5, 7, 9 for T = 4).
-  TORCH_ARG(int64_t, streams) = 4;
+  TORCH_ARG(int64_t, streams) = ModelOptions().streams();
   /// The 1x1 reduction divides the channels by this.
   TORCH_ARG(int64_t, bottleneck_reduction) = 4;
   /// Instance norm after the residual sum (the IBN variant).
@@ -138,9 +138,9 @@ struct OSNetOptions {
   /// Omni-scale blocks in conv2, conv3, conv4.
   TORCH_ARG(std::vector<int64_t>, layers) = std::vector<int64_t>({2, 2, 2});
   /// Streams per block.
-  TORCH_ARG(int64_t, streams) = 4;
+  TORCH_ARG(int64_t, streams) = ModelOptions().streams();
   /// Width of the fc embedding (0: none; the feature is then conv5's pooled output).
-  TORCH_ARG(int64_t, feature_dim) = 512;
+  TORCH_ARG(int64_t, feature_dim) = ModelOptions().feature_dim();
   /// IBN variant: instance norm in conv1 and after the conv2 blocks (torchreid osnet_ibn_x1_0).
   TORCH_ARG(bool, instance_norm) = false;
   /// AIN variant (torchreid osnet_ain_*): instance norm in conv1 and inside the residual branch

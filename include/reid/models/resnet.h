@@ -78,7 +78,7 @@ struct ResNetOptions {
   /// Bottleneck blocks per stage (ResNet-50: 3, 4, 6, 3).
   TORCH_ARG(std::vector<int64_t>, layers) = std::vector<int64_t>({3, 4, 6, 3});
   /// Stride of layer4: 1 (BoT, 16x8 maps at 256x128) or 2 (ImageNet).
-  TORCH_ARG(int64_t, last_stride) = 1;
+  TORCH_ARG(int64_t, last_stride) = ModelOptions().last_stride();
   /// IBN-a: IBN replaces bn1 in every block of layer1..layer3.
   TORCH_ARG(bool, ibn) = false;
   /// Non-local blocks after the last n blocks of layer1..layer4 (AGW: 0, 2, 3, 0), in modules

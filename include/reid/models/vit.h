@@ -56,23 +56,23 @@ struct ViTOptions {
   TORCH_ARG(int64_t, patch) = 16;
   TORCH_ARG(int64_t, stride) = 16;
   /// Input size the position embeddings are made for.
-  TORCH_ARG(int64_t, height) = 256;
-  TORCH_ARG(int64_t, width) = 128;
+  TORCH_ARG(int64_t, height) = ModelOptions().height();
+  TORCH_ARG(int64_t, width) = ModelOptions().width();
   /// Stochastic depth: drop rate of the last block's residual branches, rising linearly from 0
   /// at the first block.
-  TORCH_ARG(double, drop_path) = 0.1;
+  TORCH_ARG(double, drop_path) = ModelOptions().drop_path();
   /// LayerNorm epsilon (1e-6 in timm and torchvision).
   TORCH_ARG(double, eps) = 1e-6;
   /// Head: identities, neck, classifier (pooling acts on the class token, a 1 x 1 map).
   TORCH_ARG(HeadOptions, head);
   /// SIE: cameras (0: no SIE) and the coefficient lambda.
-  TORCH_ARG(int64_t, cameras) = 0;
-  TORCH_ARG(double, sie_coefficient) = 3.0;
+  TORCH_ARG(int64_t, cameras) = ModelOptions().cameras();
+  TORCH_ARG(double, sie_coefficient) = ModelOptions().sie_coefficient();
   /// JPM: on/off, shift m, shuffle groups and local features k.
-  TORCH_ARG(bool, jpm) = false;
-  TORCH_ARG(int64_t, jpm_shift) = 5;
-  TORCH_ARG(int64_t, jpm_shuffle_groups) = 2;
-  TORCH_ARG(int64_t, jpm_groups) = 4;
+  TORCH_ARG(bool, jpm) = ModelOptions().jpm();
+  TORCH_ARG(int64_t, jpm_shift) = ModelOptions().jpm_shift();
+  TORCH_ARG(int64_t, jpm_shuffle_groups) = ModelOptions().jpm_shuffle_groups();
+  TORCH_ARG(int64_t, jpm_groups) = ModelOptions().jpm_groups();
 };
 
 /// JPM's rearrangement of patch tokens [N, P, D] (class token excluded), as TransReID's
