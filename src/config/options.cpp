@@ -81,6 +81,10 @@ torch::ScalarType model_dtype(const Config& config) {
   return config.solver.precision == "float64" ? torch::kDouble : torch::kFloat;
 }
 
+torch::ScalarType amp_dtype(const Config& config) {
+  return config.solver.amp_dtype == "float16" ? torch::kHalf : torch::kBFloat16;
+}
+
 losses::LossSetOptions loss_options(const Config& config, int64_t num_classes, int64_t feature_dim,
                                     const std::vector<models::NamedWidth>& embeddings) {
   const auto& l = config.loss;

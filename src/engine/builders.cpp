@@ -64,7 +64,7 @@ TrainerOptions trainer_options(const Config& config) {
       .open_layers(s.open_layers)
       .grad_clip(s.grad_clip)
       .amp(s.amp)
-      .amp_dtype(s.amp_dtype == "float16" ? torch::kHalf : torch::kBFloat16)
+      .amp_dtype(config::amp_dtype(config))
       .dtype(config::model_dtype(config))
       .channels_last(s.channels_last)
       .log_period(s.log_period)

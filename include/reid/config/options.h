@@ -33,6 +33,9 @@ models::ModelOptions model_options(const Config& config, int64_t num_classes, in
 /// Floating-point type of parameters and activations (solver.precision).
 torch::ScalarType model_dtype(const Config& config);
 
+/// The autocast type of mixed precision on CUDA (solver.amp_dtype: bfloat16 or float16).
+torch::ScalarType amp_dtype(const Config& config);
+
 /// Loss-set options for a model with `num_classes` identities and `feature_dim`-wide global
 /// features, or the named `embeddings` of a multi-branch model (ReidModelImpl::embedding_dims()).
 losses::LossSetOptions loss_options(const Config& config, int64_t num_classes, int64_t feature_dim,

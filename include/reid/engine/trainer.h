@@ -25,6 +25,7 @@
 #include "reid/data/transforms.h"
 #include "reid/engine/checkpoint.h"
 #include "reid/config/config.h"
+#include "reid/config/options.h"
 #include "reid/engine/distributed.h"
 #include "reid/engine/optim.h"
 #include "reid/losses/loss_set.h"
@@ -85,9 +86,9 @@ struct TrainerOptions {
   /// Autocast on CUDA (ignored on CPU) to `amp_dtype`: bfloat16, or float16 with dynamic loss
   /// scaling.
   TORCH_ARG(bool, amp) = config::SolverConfig{}.amp;
-  TORCH_ARG(torch::ScalarType, amp_dtype) = torch::kBFloat16;
+  TORCH_ARG(torch::ScalarType, amp_dtype) = config::amp_dtype(config::Config{});
   /// Floating-point type of the model (images are converted to it).
-  TORCH_ARG(torch::ScalarType, dtype) = torch::kFloat;
+  TORCH_ARG(torch::ScalarType, dtype) = config::model_dtype(config::Config{});
   /// Feed images channels-last (the model should be converted with models::to_channels_last).
   TORCH_ARG(bool, channels_last) = config::SolverConfig{}.channels_last;
   /// Steps between logged lines; also the period of the NaN / stop checks on CUDA, which read
