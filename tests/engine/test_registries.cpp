@@ -113,7 +113,9 @@ TEST(Registries, AProgramsOwnKindsAreUsedFromTheConfigAndItsHooksRun) {
   // The best model was chosen by the program's metric: the best epoch's rank-2.
   ASSERT_EQ(result.results.count("synthetic"), 1u);
   ASSERT_GT(result.best_epoch, 0);
-  if (result.best_epoch == 2) EXPECT_DOUBLE_EQ(result.best_metric, result.results.at("synthetic").cmc.at(1));
+  if (result.best_epoch == 2) {
+    EXPECT_DOUBLE_EQ(result.best_metric, result.results.at("synthetic").cmc.at(1));
+  }
   EXPECT_GE(result.best_metric, result.results.at("synthetic").cmc.at(1));
 }
 
