@@ -81,8 +81,9 @@ IdentitySampler::IdentitySampler(RecordList records, int64_t batch_size, int64_t
       num_instances_(num_instances),
       cross_camera_(cross_camera) {
   if (num_instances <= 0 || batch_size % num_instances != 0)
-    throw Error("identity sampler: batch size " + std::to_string(batch_size) + " is not a multiple of K = " +
-                std::to_string(num_instances));
+    throw Error("identity sampler: batch size " + std::to_string(batch_size) +
+                " (data.batch_size) is not a positive multiple of K = " + std::to_string(num_instances) +
+                " images per identity (sampler.num_instances)");
   std::map<int64_t, std::vector<int64_t>> groups;
   for (std::size_t i = 0; i < records_->size(); ++i) groups[(*records_)[i].pid].push_back(static_cast<int64_t>(i));
   for (auto& group : groups) by_pid_.push_back(std::move(group.second));
