@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 
+#include <fmt/format.h>
 #include <torch/torch.h>
 
 #include "reid/losses/center.h"
@@ -106,16 +106,8 @@ class TripletTerm : public LossTermImpl {
   }
   std::string epoch_warning(const std::string& name,
                             const std::vector<std::pair<std::string, double>>& epoch_means) const override {
-    // triplet_collapsed() reads the loss as "triplet": the term's own name may differ.
-    std::vector<std::pair<std::string, double>> mine;
-    for (const auto& [key, mean] : epoch_means) {
-      if (key == name) mine.emplace_back("triplet", mean);
-      if (key == "triplet_active") mine.emplace_back(key, mean);
-    }
-    if (!triplet_collapsed(mine, options_.margin())) return {};
-    char margin[32];
-    std::snprintf(margin, sizeof margin, "%.4f", options_.margin());
-    return "the triplet loss '" + name + "' sat at its margin (" + margin +
+    if (!triplet_collapsed(epoch_means, options_.margin(), name)) return {};
+    return "the triplet loss '" + name + "' sat at its margin (" + fmt::format("{:.4f}", options_.margin()) +
            ") with every triplet active for the whole epoch: the embedding has collapsed to a single point. "
            "Likely causes: no learning-rate warmup (solver.warmup_epochs), a rate too high, or a triplet on "
            "unnormalised post-ReLU features (try loss.triplet.normalize=true or a BNNeck)";

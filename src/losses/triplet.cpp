@@ -90,10 +90,11 @@ WrtResult weighted_regularized_triplet(const torch::Tensor& features, const torc
   return result;
 }
 
-bool triplet_collapsed(const std::vector<std::pair<std::string, double>>& epoch_means, double margin) {
+bool triplet_collapsed(const std::vector<std::pair<std::string, double>>& epoch_means, double margin,
+                       const std::string& loss_key) {
   double triplet = -1, active = -1;
   for (const auto& t : epoch_means) {
-    if (t.first == "triplet") triplet = t.second;
+    if (t.first == loss_key) triplet = t.second;
     if (t.first == "triplet_active") active = t.second;
   }
   return margin > 0 && triplet >= 0 && active >= 0.999 && std::abs(triplet - margin) < 0.01 * margin;
