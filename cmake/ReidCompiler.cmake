@@ -3,10 +3,12 @@
 if(REID_USE_CCACHE)
   find_program(REID_CCACHE ccache)
   if(REID_CCACHE)
-    # Precompiled headers need these sloppiness settings or ccache never hits.
+    # Precompiled headers need these sloppiness settings or ccache never hits. The base directory
+    # makes the paths inside the source tree relative, so a fresh clone elsewhere (CI's) hits the
+    # cache a previous clone filled.
     set(CMAKE_CXX_COMPILER_LAUNCHER
         ${CMAKE_COMMAND} -E env "CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime"
-        ${REID_CCACHE})
+        "CCACHE_BASEDIR=${CMAKE_SOURCE_DIR}" ${REID_CCACHE})
     message(STATUS "LibReID: using ccache (${REID_CCACHE})")
   endif()
 endif()

@@ -9,6 +9,10 @@ string(REPLACE "|" ";" dependency_prefixes "${REID_PREFIX_PATH}")
 set(init ${REID_BINARY_DIR}/consumer-test/init.cmake)
 file(WRITE ${init} "set(CMAKE_PREFIX_PATH \"${prefix};${dependency_prefixes}\" CACHE STRING \"\")\n"
                    "set(CMAKE_BUILD_TYPE Release CACHE STRING \"\")\n")
+if(REID_LAUNCHER)
+  string(REPLACE "|" ";" launcher "${REID_LAUNCHER}")
+  file(APPEND ${init} "set(CMAKE_CXX_COMPILER_LAUNCHER \"${launcher}\" CACHE STRING \"\")\n")
+endif()
 
 function(run)
   execute_process(COMMAND ${ARGV} RESULT_VARIABLE status)
