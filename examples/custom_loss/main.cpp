@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include <reid/config/loader.h>
+#include <reid/core/error.h>
 #include <reid/app/train.h>
 #include <reid/losses/term.h>
 #include <reid/losses/triplet.h>
@@ -53,17 +54,18 @@ int main(int argc, char** argv) {
         "", {"model.name=osnet_x0_25", "data.sources=[synthetic]", "data.targets=[synthetic]", "data.height=64",
              "data.width=32", "data.synthetic.train_ids=16", "data.synthetic.test_ids=8", "data.batch_size=16",
              "data.workers=1", "sampler.name=identity", "sampler.num_instances=4", "loss.names=[ce, contrastive]",
+             "loss.contrastive.margin=1.0", "loss.contrastive.weight=1.0",
              "solver.base_lr=0.003", "solver.max_epochs=" + epochs, "solver.milestones=[]", "solver.log_period=10",
              "test.batch_size=64", "test.metric=cosine", "output_dir=" + output});
 
     reid::app::TrainSetup setup;
-    // The term's own parameters are the builder's captures; LossSetOptions gives what the
-    // library knows (identities, the model's embeddings) for terms that need it.
-    const double margin = 1.0, weight = 1.0;
-    setup.registries.losses.add("contrastive", [=](const reid::losses::LossSetOptions&) {
-      auto term = std::make_shared<ContrastiveLoss>(margin);
-      term->set_weight(weight);
-      return term;
+    // The term reads its own options from its YAML block, loss.contrastive (the loss set reads
+    // `weight` and rejects any key no one read, with a did-you-mean); LossSetOptions also gives
+    // what the library knows (identities, the model's embeddings) for terms that need it.
+    setup.registries.losses.add("contrastive", [](const reid::losses::LossSetOptions& options) {
+      const double margin = options.own().number("margin", 1.0);
+      if (!(margin > 0.0)) throw reid::ConfigError("loss.contrastive.margin", "must be positive");
+      return std::make_shared<ContrastiveLoss>(margin);
     });
     const auto result = reid::app::train(config, setup);
     for (const auto& r : result.results)

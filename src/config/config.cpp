@@ -170,6 +170,18 @@ void validate_loss(const LossConfig& l, const SamplerConfig& s) {
   }
   const bool center = std::find(l.names.begin(), l.names.end(), "center") != l.names.end();
   if (center) require_positive("loss.center.weight", l.center.weight);
+  // A block of its own belongs to a term in loss.names (its keys are the term's to check, when
+  // the loss set builds it); any other is a misspelt section or a term left out of the list.
+  for (const auto& block : l.terms.blocks) {
+    if (std::find(l.names.begin(), l.names.end(), block.first) != l.names.end()) continue;
+    std::vector<std::string> candidates = {"ce", "triplet", "center", "wrt"};
+    candidates.insert(candidates.end(), l.names.begin(), l.names.end());
+    const std::string suggestion = utils::closest_match(block.first, candidates);
+    throw ConfigError("loss." + block.first,
+                      "unknown key: not a term in loss.names (" + utils::join(l.names) + ")" +
+                          (suggestion.empty() ? std::string("; add the term to loss.names or remove the block")
+                                              : " (did you mean 'loss." + suggestion + "'?)"));
+  }
 }
 
 void validate_solver(const SolverConfig& s) {

@@ -90,7 +90,9 @@ struct KeyLister {
   template <class T>
   void operator()(const char* key, T& field) {
     const std::string path = path_join(prefix, key);
-    if constexpr (IsSection<T>::value) {
+    if constexpr (std::is_same_v<T, TermBlocks>) {
+      return;  // named by the user, not keys of the schema
+    } else if constexpr (IsSection<T>::value) {
       sections->push_back(path);
       KeyLister child{path, keys, sections};
       field.visit(child);
@@ -150,16 +152,36 @@ std::string flow_value(const T& value) {
   return out.c_str();
 }
 
+// A block value as written: plain, unless YAML would read it back as something else than
+// the same text (empty, null).
+void emit_text(YAML::Emitter& out, const std::string& text) {
+  if (text.empty() || text == "~" || text == "null" || text == "Null" || text == "NULL")
+    out << YAML::DoubleQuoted << text;
+  else
+    out << text;
+}
+
 struct Encoder {
   YAML::Emitter* out;
   template <class T>
   void operator()(const char* key, T& field) {
-    *out << YAML::Key << key << YAML::Value;
-    if constexpr (IsSection<T>::value) {
+    if constexpr (std::is_same_v<T, TermBlocks>) {
+      for (const auto& [name, values] : field.blocks) {
+        *out << YAML::Key << name << YAML::Value << YAML::BeginMap;
+        for (const auto& [k, text] : values) {
+          *out << YAML::Key << k << YAML::Value;
+          emit_text(*out, text);
+        }
+        *out << YAML::EndMap;
+      }
+      (void)key;
+    } else if constexpr (IsSection<T>::value) {
+      *out << YAML::Key << key << YAML::Value;
       *out << YAML::BeginMap;
       field.visit(*this);
       *out << YAML::EndMap;
     } else {
+      *out << YAML::Key << key << YAML::Value;
       emit_value(*out, field);
     }
   }
@@ -201,21 +223,48 @@ struct Decoder {
   YAML::Node node;
   std::string prefix;
   std::set<std::string> known;
+  // Where the mapping's other keys go, when the section has a TermBlocks field.
+  TermBlocks* extra = nullptr;
 
   template <class T>
   void operator()(const char* key, T& field) {
-    known.insert(key);
-    const YAML::Node& const_node = node;
-    const YAML::Node child = const_node[key];
-    if (!child.IsDefined()) return;
-    decode_value(child, path_join(prefix, key), field);
+    if constexpr (std::is_same_v<T, TermBlocks>) {
+      extra = &field;
+    } else {
+      known.insert(key);
+      const YAML::Node& const_node = node;
+      const YAML::Node child = const_node[key];
+      if (!child.IsDefined()) return;
+      decode_value(child, path_join(prefix, key), field);
+    }
   }
 
-  void reject_unknown_keys() const {
+  // A block of scalars under a name no fixed key has (a loss term's own options).
+  void decode_block(const std::string& key, const YAML::Node& value) {
+    const std::string path = path_join(prefix, key);
+    auto& block = extra->blocks[key];
+    block.clear();
+    if (value.IsNull()) return;
+    if (!value.IsMap()) type_error(path, "a mapping of the term's options", value);
+    for (const auto& item : value) {
+      const std::string option = item.first.as<std::string>();
+      if (!item.second.IsScalar())
+        type_error(path_join(path, option), "a number, boolean or string", item.second);
+      block[option] = item.second.Scalar();
+    }
+  }
+
+  void reject_unknown_keys() {
     for (const auto& entry : node) {
       const std::string key = entry.first.as<std::string>();
       if (known.count(key)) continue;
       const std::string path = path_join(prefix, key);
+      // A mapping under a name no fixed key has is a block of its own where the section has
+      // some; whether the name is used is the section's validation's call.
+      if (extra && entry.second.IsMap()) {
+        decode_block(key, entry.second);
+        continue;
+      }
       std::string message = "unknown key";
       const std::string suggestion = utils::closest_match(path, key_table().all_paths());
       if (!suggestion.empty()) {
@@ -235,7 +284,7 @@ void decode_value(const YAML::Node& node, const std::string& path, T& out) {
   if constexpr (IsSection<T>::value) {
     if (node.IsNull()) return;
     if (!node.IsMap()) type_error(path, "a mapping", node);
-    Decoder decoder{node, path, {}};
+    Decoder decoder{node, path, {}, nullptr};
     out.visit(decoder);
     decoder.reject_unknown_keys();
   } else if constexpr (IsVector<T>::value) {
@@ -545,7 +594,10 @@ struct Flattener {
   template <class T>
   void operator()(const char* key, T& field) {
     const std::string path = path_join(prefix, key);
-    if constexpr (IsSection<T>::value) {
+    if constexpr (std::is_same_v<T, TermBlocks>) {
+      for (const auto& [name, block] : field.blocks)
+        for (const auto& [k, text] : block) (*values)[path_join(prefix, name) + "." + k] = text;
+    } else if constexpr (IsSection<T>::value) {
       Flattener child{path, values};
       field.visit(child);
     } else {
@@ -567,8 +619,22 @@ std::map<std::string, std::string> flatten(const Config& config) {
 std::vector<KeyDifference> diff_configs(const Config& a, const Config& b) {
   const auto x = flatten(a), y = flatten(b);
   std::vector<KeyDifference> out;
-  for (const auto& key : key_table().keys)
+  std::set<std::string> fixed;
+  for (const auto& key : key_table().keys) {
+    fixed.insert(key.path);
     if (x.at(key.path) != y.at(key.path)) out.push_back({key.path, x.at(key.path), y.at(key.path)});
+  }
+  // Then the keys of the blocks named by the user (loss.<term>.<key>), sorted.
+  std::set<std::string> named;
+  for (const auto* values : {&x, &y})
+    for (const auto& entry : *values)
+      if (!fixed.count(entry.first)) named.insert(entry.first);
+  const std::string unset = "(not set)";
+  for (const auto& path : named) {
+    const auto before = x.find(path), after = y.find(path);
+    const std::string b = before != x.end() ? before->second : unset, c = after != y.end() ? after->second : unset;
+    if (b != c) out.push_back({path, b, c});
+  }
   return out;
 }
 

@@ -88,6 +88,8 @@ torch::ScalarType amp_dtype(const Config& config) {
 losses::LossSetOptions loss_options(const Config& config, int64_t num_classes, int64_t feature_dim,
                                     const std::vector<models::NamedWidth>& embeddings) {
   const auto& l = config.loss;
+  std::map<std::string, losses::TermParams> params;
+  for (const auto& [name, values] : l.terms.blocks) params.emplace(name, losses::TermParams(name, values));
   return losses::LossSetOptions()
       .names(l.names)
       .ce_weight(l.ce.weight)
@@ -103,7 +105,8 @@ losses::LossSetOptions loss_options(const Config& config, int64_t num_classes, i
       .wrt(losses::WrtOptions().metric(eval::parse_metric(l.wrt.metric)).normalize(l.wrt.normalize))
       .num_classes(num_classes)
       .feature_dim(feature_dim)
-      .embeddings(embeddings);
+      .embeddings(embeddings)
+      .params(std::move(params));
 }
 
 eval::RetrievalOptions retrieval_options(const Config& config, const std::string& dataset) {

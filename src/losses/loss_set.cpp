@@ -1,17 +1,48 @@
 #include "reid/losses/loss_set.h"
 
+#include <algorithm>
+
 #include <torch/torch.h>
 
 #include "reid/core/error.h"
+#include "reid/utils/strings.h"
 
 namespace reid::losses {
+namespace {
+
+// A key of a term's block its builder never asked for is a typo or an option of another term.
+void check_all_read(const TermParams& own) {
+  const auto unread = own.unread();
+  if (unread.empty()) return;
+  const std::string& key = unread.front();
+  const auto asked = own.asked();
+  std::string message = "unknown option of the loss term '" + own.term() + "'";
+  const std::string suggestion = utils::closest_match(key, asked);
+  if (!suggestion.empty()) message += " (did you mean '" + suggestion + "'?)";
+  message += "; it reads: " + utils::join(asked);
+  throw ConfigError("loss." + own.term() + "." + key, message);
+}
+
+}  // namespace
 
 LossSetImpl::LossSetImpl(const LossSetOptions& options, const LossRegistry& registry) : options_(options) {
   if (options.names().empty()) throw Error("the loss set needs at least one term");
+  for (const auto& block : options.params())
+    if (std::find(options.names().begin(), options.names().end(), block.first) == options.names().end())
+      throw ConfigError("loss." + block.first, "options of a term the loss set does not use (terms: " +
+                                                   utils::join(options.names()) + ")");
   for (const auto& name : options.names()) {
     if (term(name)) throw Error("the loss term '" + name + "' is listed twice");
-    auto built = registry.create(name, options);
+    auto term_options = options;
+    term_options.term(name);
+    auto built = registry.create(name, term_options);
     if (!built) throw Error("the loss registry's builder of '" + name + "' returned nothing");
+    // `weight` belongs to every term's block; the set reads it after the builder.
+    const TermParams own = term_options.own();
+    const double weight = own.number("weight", built->weight());
+    if (weight < 0.0) throw ConfigError("loss." + name + ".weight", "must be at least 0 (got " + std::to_string(weight) + ")");
+    built->set_weight(weight);
+    check_all_read(own);
     // Only terms with state are submodules: the loss set's module tree (what checkpoints hold
     // under "loss") stays what it was before terms were registered objects, so older
     // checkpoints load.
@@ -73,7 +104,12 @@ LossResult LossSetImpl::forward(const models::ReidOutput& output, const torch::T
     const auto weighted = term->weight() * value.value;
     result.total = result.total.defined() ? result.total + weighted : weighted;
     result.terms.emplace_back(name, value.value.detach());
-    for (auto& stat : value.stats) result.stats.push_back(std::move(stat));
+    for (auto& stat : value.stats) {
+      for (const auto& earlier : result.stats)
+        TORCH_CHECK(earlier.first != stat.first, "two loss terms report a statistic named '", stat.first,
+                    "' (the second is '", name, "'): name a term's statistics after the term");
+      result.stats.push_back(std::move(stat));
+    }
   }
   return result;
 }

@@ -1,15 +1,87 @@
 #include "reid/losses/term.h"
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
 
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include "reid/core/error.h"
 #include "reid/losses/center.h"
 #include "reid/losses/cross_entropy.h"
+#include "reid/utils/strings.h"
 
 namespace reid::losses {
+
+TermParams::TermParams(std::string term, std::map<std::string, std::string> values)
+    : term_(std::move(term)), values_(std::move(values)) {}
+
+const std::string* TermParams::find(const std::string& key) const {
+  asked_->insert(key);
+  const auto found = values_.find(key);
+  return found != values_.end() ? &found->second : nullptr;
+}
+
+bool TermParams::has(const std::string& key) const { return find(key) != nullptr; }
+
+namespace {
+
+[[noreturn]] void bad_value(const std::string& term, const std::string& key, const std::string& expected,
+                            const std::string& text) {
+  throw ConfigError("loss." + term + "." + key, "expected " + expected + " (got '" + text + "')");
+}
+
+}  // namespace
+
+double TermParams::number(const std::string& key, double fallback) const {
+  const std::string* text = find(key);
+  if (!text) return fallback;
+  const std::string t = utils::trim(*text);
+  char* end = nullptr;
+  errno = 0;
+  const double value = std::strtod(t.c_str(), &end);
+  if (t.empty() || end != t.c_str() + t.size() || errno == ERANGE || !std::isfinite(value))
+    bad_value(term_, key, "a finite number", *text);
+  return value;
+}
+
+int64_t TermParams::integer(const std::string& key, int64_t fallback) const {
+  const std::string* text = find(key);
+  if (!text) return fallback;
+  const std::string t = utils::trim(*text);
+  char* end = nullptr;
+  errno = 0;
+  const long long value = std::strtoll(t.c_str(), &end, 10);
+  if (t.empty() || end != t.c_str() + t.size() || errno == ERANGE) bad_value(term_, key, "an integer", *text);
+  return static_cast<int64_t>(value);
+}
+
+bool TermParams::boolean(const std::string& key, bool fallback) const {
+  const std::string* text = find(key);
+  if (!text) return fallback;
+  std::string t = utils::trim(*text);
+  std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (t == "true" || t == "yes" || t == "on") return true;
+  if (t == "false" || t == "no" || t == "off") return false;
+  bad_value(term_, key, "a boolean (true or false)", *text);
+}
+
+std::string TermParams::text(const std::string& key, const std::string& fallback) const {
+  const std::string* text = find(key);
+  return text ? *text : fallback;
+}
+
+std::vector<std::string> TermParams::asked() const { return {asked_->begin(), asked_->end()}; }
+
+std::vector<std::string> TermParams::unread() const {
+  std::vector<std::string> out;
+  for (const auto& entry : values_)
+    if (!asked_->count(entry.first)) out.push_back(entry.first);
+  return out;
+}
 
 std::vector<torch::Tensor> select_inputs(const models::ReidOutput& output, TermInput input,
                                          const std::vector<std::string>& names, const std::string& term) {
@@ -77,23 +149,26 @@ namespace {
 /// "ce": label-smoothed cross-entropy, averaged over every classifier; accuracy of the first.
 class CrossEntropyTerm : public LossTermImpl {
  public:
-  explicit CrossEntropyTerm(double epsilon) : epsilon_(epsilon) {}
+  CrossEntropyTerm(double epsilon, std::string accuracy_key)
+      : epsilon_(epsilon), accuracy_key_(std::move(accuracy_key)) {}
   TermValue evaluate(const models::ReidOutput& output, const torch::Tensor& targets) override {
     const auto logits = select_inputs(output, TermInput::kLogits, {}, "ce");
     const auto value = mean_over(
         logits, [&](const torch::Tensor& l) { return cross_entropy_label_smooth(l, targets, epsilon_); },
         select_weights(output, TermInput::kLogits));
-    return {value, {{"accuracy", accuracy(logits.front().detach(), targets)}}};
+    return {value, {{accuracy_key_, accuracy(logits.front().detach(), targets)}}};
   }
 
  private:
   double epsilon_;
+  std::string accuracy_key_;
 };
 
 /// "triplet": batch-hard triplet, averaged over every embedding; active fraction of the first.
 class TripletTerm : public LossTermImpl {
  public:
-  explicit TripletTerm(const TripletOptions& options) : options_(options) {}
+  TripletTerm(const TripletOptions& options, const std::string& name)
+      : options_(options), active_key_(name + "_active") {}
   TermValue evaluate(const models::ReidOutput& output, const torch::Tensor& targets) override {
     const auto features = select_inputs(output, TermInput::kEmbeddings, {}, "triplet");
     torch::Tensor active;
@@ -102,7 +177,7 @@ class TripletTerm : public LossTermImpl {
       if (!active.defined()) active = r.active_fraction;
       return r.loss;
     }, select_weights(output, TermInput::kEmbeddings));
-    return {value, {{"triplet_active", active}}};
+    return {value, {{active_key_, active}}};
   }
   std::string epoch_warning(const std::string& name,
                             const std::vector<std::pair<std::string, double>>& epoch_means) const override {
@@ -110,11 +185,12 @@ class TripletTerm : public LossTermImpl {
     return "the triplet loss '" + name + "' sat at its margin (" + fmt::format("{:.4f}", options_.margin()) +
            ") with every triplet active for the whole epoch: the embedding has collapsed to a single point. "
            "Likely causes: no learning-rate warmup (solver.warmup_epochs), a rate too high, or a triplet on "
-           "unnormalised post-ReLU features (try loss.triplet.normalize=true or a BNNeck)";
+           "unnormalised post-ReLU features (try loss." + name + ".normalize=true or a BNNeck)";
   }
 
  private:
   TripletOptions options_;
+  std::string active_key_;
 };
 
 /// "wrt": AGW's weighted regularised triplet, averaged over every embedding.
@@ -139,16 +215,42 @@ LossTerm weighted(std::shared_ptr<T> term, double weight) {
   return term;
 }
 
+// A metric key of a term's own block, checked like the config's.
+eval::Metric own_metric(const TermParams& own, eval::Metric fallback) {
+  const std::string name = own.text("metric", eval::metric_name(fallback));
+  if (name != "euclidean" && name != "cosine")
+    throw ConfigError("loss." + own.term() + ".metric", "must be one of euclidean, cosine (got '" + name + "')");
+  return eval::parse_metric(name);
+}
+
 }  // namespace
 
 void register_builtin_losses(LossRegistry& registry) {
+  // Each reads its block over the typed options, which are loss.<name>'s for the built-in names.
   registry.add("ce", [](const LossSetOptions& o) {
-    return weighted(std::make_shared<CrossEntropyTerm>(o.ce_epsilon()), o.ce_weight());
+    const auto own = o.own();
+    const double epsilon = own.number("epsilon", o.ce_epsilon());
+    if (epsilon < 0.0 || epsilon > 0.999)
+      throw ConfigError("loss." + o.term() + ".epsilon", "must be in [0, 0.999] (got " + fmt::format("{}", epsilon) + ")");
+    // The default term keeps its statistic's historical name, "accuracy".
+    const std::string accuracy_key = o.term().empty() || o.term() == "ce" ? "accuracy" : o.term() + "_accuracy";
+    return weighted(std::make_shared<CrossEntropyTerm>(epsilon, accuracy_key), o.ce_weight());
   });
   registry.add("triplet", [](const LossSetOptions& o) {
-    return weighted(std::make_shared<TripletTerm>(o.triplet()), o.triplet_weight());
+    const auto own = o.own();
+    auto options = o.triplet();
+    options.margin(own.number("margin", options.margin()));
+    if (options.margin() < 0.0)
+      throw ConfigError("loss." + o.term() + ".margin", "must be at least 0 (got " + fmt::format("{}", options.margin()) + ")");
+    options.metric(own_metric(own, options.metric())).normalize(own.boolean("normalize", options.normalize()));
+    return weighted(std::make_shared<TripletTerm>(options, o.term().empty() ? "triplet" : o.term()), o.triplet_weight());
   });
-  registry.add("wrt", [](const LossSetOptions& o) { return weighted(std::make_shared<WrtTerm>(o.wrt()), o.wrt_weight()); });
+  registry.add("wrt", [](const LossSetOptions& o) {
+    const auto own = o.own();
+    auto options = o.wrt();
+    options.metric(own_metric(own, options.metric())).normalize(own.boolean("normalize", options.normalize()));
+    return weighted(std::make_shared<WrtTerm>(options), o.wrt_weight());
+  });
   registry.add("center", [](const LossSetOptions& o) {
     const auto widths = o.embedding_widths();
     TORCH_CHECK(o.num_classes() > 0 && !widths.empty(), "the center loss needs num_classes and feature_dim");
@@ -158,7 +260,10 @@ void register_builtin_losses(LossRegistry& registry) {
       if (wanted.empty() || std::count(wanted.begin(), wanted.end(), e.first) > 0) inputs.push_back(e);
     TORCH_CHECK(inputs.size() == (wanted.empty() ? widths.size() : wanted.size()),
                 "the center loss's inputs (", utils::join(wanted), ") name features the model does not output");
-    return weighted(std::make_shared<CenterLossImpl>(o.num_classes(), inputs, o.center_lr()), o.center_weight());
+    const double lr = o.own().number("lr", o.center_lr());
+    if (!(lr > 0.0))
+      throw ConfigError("loss." + o.term() + ".lr", "must be positive (got " + fmt::format("{}", lr) + ")");
+    return weighted(std::make_shared<CenterLossImpl>(o.num_classes(), inputs, lr), o.center_weight());
   });
 }
 

@@ -92,10 +92,12 @@ WrtResult weighted_regularized_triplet(const torch::Tensor& features, const torc
 
 bool triplet_collapsed(const std::vector<std::pair<std::string, double>>& epoch_means, double margin,
                        const std::string& loss_key) {
+  // The term's active fraction is its own statistic, "<term>_active" ("triplet_active").
+  const std::string active_key = loss_key + "_active";
   double triplet = -1, active = -1;
   for (const auto& t : epoch_means) {
     if (t.first == loss_key) triplet = t.second;
-    if (t.first == "triplet_active") active = t.second;
+    if (t.first == active_key) active = t.second;
   }
   return margin > 0 && triplet >= 0 && active >= 0.999 && std::abs(triplet - margin) < 0.01 * margin;
 }

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <map>
 
 #include "reid/config/loader.h"
 #include "reid/core/error.h"
@@ -218,6 +219,48 @@ TEST(ConfigLoader, YamlRoundTripIsExact) {
   EXPECT_EQ(to_yaml(again), yaml);
   EXPECT_EQ(again.output_dir, "out dir/with: colon");
   EXPECT_EQ(again.data.erasing.value[2], 1e-7);
+}
+
+TEST(ConfigLoader, ATermOfTheProgramsHasItsOwnBlock) {
+  // A term the program registers reads loss.<term>; the config keeps the block as written and
+  // writes it back unchanged.
+  const Config config = load_config("", {"sampler.name=identity", "loss.names=[ce, contrastive]",
+                                         "loss.contrastive.margin=0.5", "loss.contrastive.mode=hard",
+                                         "loss.contrastive.weight=2", "loss.contrastive.label=''"});
+  const auto& block = config.loss.terms.blocks.at("contrastive");
+  EXPECT_EQ(block, (std::map<std::string, std::string>{{"label", ""}, {"margin", "0.5"}, {"mode", "hard"}, {"weight", "2"}}));
+  const std::string yaml = to_yaml(config);
+  const Config again = parse_config(yaml);
+  EXPECT_EQ(again.loss.terms.blocks, config.loss.terms.blocks) << yaml;
+  EXPECT_EQ(to_yaml(again), yaml);
+  // A changed option is a difference of the two configs, under its own path.
+  const auto diff = diff_configs(config, load_config("", {"sampler.name=identity", "loss.names=[ce, contrastive]",
+                                                          "loss.contrastive.margin=0.7"}));
+  std::vector<std::string> paths;
+  for (const auto& d : diff) paths.push_back(d.path);
+  EXPECT_EQ(paths, (std::vector<std::string>{"loss.contrastive.label", "loss.contrastive.margin", "loss.contrastive.mode",
+                                             "loss.contrastive.weight"}));
+  EXPECT_EQ(diff[1].before, "0.5");
+  EXPECT_EQ(diff[1].after, "0.7");
+  EXPECT_EQ(diff[0].after, "(not set)");
+  // Blocks are not keys of the schema.
+  for (const auto& key : list_keys()) EXPECT_EQ(key.path.find("contrastive"), std::string::npos) << key.path;
+}
+
+TEST(ConfigLoader, ATermBlockThatNoTermUsesIsAnError) {
+  // A misspelt built-in section, with the section it meant.
+  EXPECT_EQ(expect_error<ConfigError>([] { parse_config("loss: {tripelt: {margin: 0.5}}"); }, {}),
+            "loss.tripelt: unknown key: not a term in loss.names (ce) (did you mean 'loss.triplet'?)");
+  // A term left out of loss.names.
+  expect_error<ConfigError>([] { load_config("", {"loss.contrastive.margin=0.5"}); },
+                            {"loss.contrastive", "not a term in loss.names (ce)", "add the term to loss.names"});
+  // A block holds scalars: a nested value names its key.
+  EXPECT_EQ(expect_error<ConfigError>(
+                [] { load_config("", {"loss.names=[ce, mine]", "loss.mine.inputs=[a, b]"}); }, {}),
+            "loss.mine.inputs: expected a number, boolean or string (got a list)");
+  expect_error<ConfigError>([] { parse_config("loss: {names: [ce, mine], mine: 3}"); }, {"loss.mine: unknown key"});
+  // Only the loss section has blocks of its own.
+  expect_error<ConfigError>([] { parse_config("solver: {mine: {a: 1}}"); }, {"solver.mine: unknown key"});
 }
 
 TEST(ConfigLoader, SaveConfigWritesTheResolvedYaml) {

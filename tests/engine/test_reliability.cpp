@@ -468,8 +468,11 @@ TEST(Reliability, ACollapsedTripletEmbeddingIsRecognised) {
   EXPECT_FALSE(losses::triplet_collapsed({{"triplet", 0.25}, {"triplet_active", 1.0}}, 0.3)) << "still learning";
   EXPECT_FALSE(losses::triplet_collapsed({{"triplet", 0.3}, {"triplet_active", 0.8}}, 0.3));
   EXPECT_FALSE(losses::triplet_collapsed({{"ce", 0.3}}, 0.3)) << "no triplet term";
-  // A triplet term registered under another name is read under that name.
-  EXPECT_TRUE(losses::triplet_collapsed({{"tri_bn", 0.3}, {"triplet_active", 1.0}}, 0.3, "tri_bn"));
+  // A triplet term registered under another name is read under that name, loss and active
+  // fraction ("<term>_active") both.
+  EXPECT_TRUE(losses::triplet_collapsed({{"tri_bn", 0.3}, {"tri_bn_active", 1.0}}, 0.3, "tri_bn"));
+  EXPECT_FALSE(losses::triplet_collapsed({{"tri_bn", 0.3}, {"triplet_active", 1.0}}, 0.3, "tri_bn"))
+      << "another term's active fraction";
   EXPECT_FALSE(losses::triplet_collapsed({{"triplet", 0.3}, {"triplet_active", 1.0}}, 0.3, "tri_bn"))
       << "another term's loss";
 }

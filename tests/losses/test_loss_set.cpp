@@ -3,6 +3,7 @@
 #include "reid/core/error.h"
 #include "reid/losses/cross_entropy.h"
 #include "reid/losses/loss_set.h"
+#include "reid/losses/triplet.h"
 
 namespace reid::losses {
 namespace {
@@ -100,6 +101,123 @@ TEST(LossSet, ATermWarnsAboutAnEpochUnderItsOwnName) {
   EXPECT_TRUE(soft->epoch_warnings({{"triplet", 0.0}, {"triplet_active", 1.0}}).empty());
   LossSet ce(LossSetOptions().names({"ce"}));
   EXPECT_TRUE(ce->epoch_warnings({{"ce", 0.3}, {"triplet_active", 1.0}}).empty());
+}
+
+// A term of a program's own: y = scale * mean(embedding), with `scale` from its YAML block.
+class ScaledMean : public LossTermImpl {
+ public:
+  explicit ScaledMean(double scale) : scale_(scale) {}
+  TermValue evaluate(const models::ReidOutput& output, const torch::Tensor&) override {
+    return {scale_ * output.embeddings.front().second.mean(), {}};
+  }
+
+ private:
+  double scale_;
+};
+
+LossRegistry registry_with_own_terms() {
+  LossRegistry registry = builtin_losses();
+  registry.add("scaled", [](const LossSetOptions& o) {
+    const auto own = o.own();
+    // Options of every type a block holds.
+    EXPECT_EQ(own.text("mode", "plain"), "plain");
+    EXPECT_TRUE(own.boolean("enabled", false));
+    EXPECT_EQ(own.integer("every", 1), 3);
+    return std::make_shared<ScaledMean>(own.number("scale", 1.0));
+  });
+  registry.add("tri_bn", registry.builder("triplet"));
+  return registry;
+}
+
+std::map<std::string, std::string> scaled_block(const std::string& scale) {
+  return {{"scale", scale}, {"enabled", "Yes"}, {"every", "3"}, {"weight", "0.5"}};
+}
+
+TEST(LossSet, ATermReadsItsOwnBlock) {
+  const auto targets = torch::tensor({0, 0, 1, 1}, torch::kLong);
+  const auto registry = registry_with_own_terms();
+  LossSet set(LossSetOptions().names({"scaled"}).params({{"scaled", TermParams("scaled", scaled_block("4"))}}), registry);
+  const auto r = set->forward(fake_output(), targets);
+  EXPECT_NEAR(r.terms[0].second.item<double>(), 4.0 * 3.5, 1e-12);
+  EXPECT_NEAR(r.total.item<double>(), 0.5 * 4.0 * 3.5, 1e-12) << "weight is every block's key";
+}
+
+TEST(LossSet, ABlocksKeysAreCheckedByTheTermThatReadsThem) {
+  const auto registry = registry_with_own_terms();
+  auto build = [&](std::map<std::string, std::string> block) {
+    LossSet(LossSetOptions().names({"ce", "scaled"}).params({{"scaled", TermParams("scaled", std::move(block))}}), registry);
+  };
+  auto block = scaled_block("4");
+  block["scael"] = "2";
+  try {
+    build(block);
+    ADD_FAILURE() << "a misspelt key was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "loss.scaled.scael: unknown option of the loss term 'scaled' (did you mean 'scale'?); it reads: "
+              "enabled, every, mode, scale, weight");
+  }
+  try {
+    build(scaled_block("large"));
+    ADD_FAILURE() << "a bad number was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), "loss.scaled.scale: expected a finite number (got 'large')");
+  }
+  for (const std::string bad : {"nan", "1e999", "", "4x"}) EXPECT_THROW(build(scaled_block(bad)), ConfigError) << bad;
+  block = scaled_block("4");
+  block["weight"] = "-1";
+  EXPECT_THROW(build(block), ConfigError);
+  block = scaled_block("4");
+  block["every"] = "3.5";
+  EXPECT_THROW(build(block), ConfigError);
+  block = scaled_block("4");
+  block["enabled"] = "maybe";
+  EXPECT_THROW(build(block), ConfigError);
+  // A block of a term that is not in the set.
+  EXPECT_THROW(LossSet(LossSetOptions().names({"ce"}).params({{"scaled", TermParams("scaled", scaled_block("4"))}}), registry),
+               ConfigError);
+}
+
+TEST(LossSet, ABuiltInTermUnderASecondNameHasItsOwnOptionsAndStatistics) {
+  // Two batch-hard triplets, the second at its own margin and weight: each reports its own
+  // active fraction and is diagnosed under its own name.
+  const auto registry = registry_with_own_terms();
+  const auto targets = torch::tensor({0, 0, 1, 1}, torch::kLong);
+  LossSet set(LossSetOptions().names({"ce", "triplet", "tri_bn"}).triplet(TripletOptions().margin(0.3))
+                  .params({{"tri_bn", TermParams("tri_bn", {{"margin", "20"}, {"weight", "0.25"}})}}),
+              registry);
+  const auto out = fake_output();
+  const auto r = set->forward(out, targets);
+  const auto own = batch_hard_triplet(out.embeddings[0].second, targets, TripletOptions().margin(20.0));
+  EXPECT_NEAR(r.terms[2].second.item<double>(), own.loss.item<double>(), 1e-12);
+  EXPECT_NEAR(r.total.item<double>(),
+              r.terms[0].second.item<double>() + r.terms[1].second.item<double>() + 0.25 * own.loss.item<double>(), 1e-9);
+  std::vector<std::string> stats;
+  for (const auto& s : r.stats) stats.push_back(s.first);
+  EXPECT_EQ(stats, (std::vector<std::string>{"accuracy", "triplet_active", "tri_bn_active"}));
+  EXPECT_DOUBLE_EQ(r.stats[2].second.item<double>(), own.active_fraction.item<double>());
+  const auto warnings = set->epoch_warnings({{"triplet", 1.0}, {"triplet_active", 1.0}, {"tri_bn", 20.0}, {"tri_bn_active", 1.0}});
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_EQ(warnings[0].first, "tri_bn");
+  EXPECT_NE(warnings[0].second.find("loss.tri_bn.normalize"), std::string::npos) << warnings[0].second;
+  // A misspelt option of the built-in term is caught the same way.
+  EXPECT_THROW(LossSet(LossSetOptions().names({"ce", "tri_bn"}).params({{"tri_bn", TermParams("tri_bn", {{"margn", "1"}})}}),
+                       registry),
+               ConfigError);
+}
+
+TEST(LossSet, TwoTermsCannotReportTheSameStatistic) {
+  LossRegistry registry = builtin_losses();
+  registry.add("ce_copy", [](const LossSetOptions& o) {
+    auto copy = o;
+    return builtin_losses().create("ce", copy.term(""));  // built without its name: reports "accuracy"
+  });
+  LossSet set(LossSetOptions().names({"ce", "ce_copy"}), registry);
+  EXPECT_THROW(set->forward(fake_output(), torch::tensor({0, 0, 1, 1}, torch::kLong)), c10::Error);
+  // Under its own name a second ce reports its own accuracy.
+  registry.add("ce2", registry.builder("ce"));
+  const auto r = LossSet(LossSetOptions().names({"ce", "ce2"}), registry)->forward(fake_output(), torch::tensor({0, 0, 1, 1}, torch::kLong));
+  EXPECT_EQ(r.stats[1].first, "ce2_accuracy");
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 /// sections' Options (engine/) take theirs from these structs instead, since the engine sits
 /// above config.
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -438,6 +439,14 @@ struct WrtConfig {
   }
 };
 
+/// The blocks of a section that no fixed key names: `loss.<term>` for the loss terms a program
+/// registers. Each block is a mapping of scalar values, kept as written (key -> text) and read
+/// by the term itself (losses::TermParams), which rejects the keys it does not know.
+struct TermBlocks {
+  /// Block name -> (key -> value as written).
+  std::map<std::string, std::map<std::string, std::string>> blocks;
+};
+
 /// The loss set: named terms with weights (losses/).
 struct LossConfig {
   /// Terms of the total loss, names in the loss registry: ce, triplet, center, wrt (and any
@@ -451,6 +460,9 @@ struct LossConfig {
   CenterConfig center;
   /// wrt parameters.
   WrtConfig wrt;
+  /// The blocks of the other terms in `names` (terms the program registered, or a built-in term
+  /// registered under a second name), e.g. `loss.contrastive: {margin: 0.5, weight: 1.0}`.
+  TermBlocks terms;
 
   template <class V>
   void visit(V& v) {
@@ -459,6 +471,7 @@ struct LossConfig {
     v("triplet", triplet);
     v("center", center);
     v("wrt", wrt);
+    v("*", terms);
   }
 };
 

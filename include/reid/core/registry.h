@@ -52,6 +52,14 @@ class Registry<R(Args...)> {
     return it->second(std::forward<Args>(args)...);
   }
 
+  /// The builder registered as `name` (to register it under a second name). Unknown names throw
+  /// like create().
+  const Builder& builder(const std::string& name) const {
+    auto it = builders_.find(name);
+    if (it == builders_.end()) throw Error(unknown_message(name));
+    return it->second;
+  }
+
   /// The registered names, sorted.
   std::vector<std::string> names() const {
     std::vector<std::string> out;

@@ -5,7 +5,10 @@
 /// from the loss registry, so a new loss is added without touching the library
 /// (docs/adding_a_loss.md).
 
+#include <cstdint>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -88,6 +91,48 @@ torch::Tensor mean_over(const std::vector<torch::Tensor>& inputs,
                         const std::function<torch::Tensor(const torch::Tensor&)>& term,
                         const std::vector<double>& weights = {});
 
+/// A loss term's own options: the keys of its YAML block (`loss.<term>: {key: value, ...}`) as
+/// written, read with typed getters that take the default. Every read marks the key as one the
+/// term knows; after building a term the loss set rejects the block's keys it never read (with
+/// a did-you-mean over the ones it did), so a misspelt key is an error, not a silent default.
+/// Copies share the record of what was read.
+class TermParams {
+ public:
+  TermParams() = default;
+  /// `term` names the term in errors ("loss.<term>.<key>"); `values`: key -> scalar text.
+  TermParams(std::string term, std::map<std::string, std::string> values);
+
+  /// True when the block sets `key` (marks it read).
+  bool has(const std::string& key) const;
+  /// The value of `key` as a finite number, or `fallback` when the block does not set it.
+  /// Throws reid::ConfigError naming loss.<term>.<key> when the text is not one.
+  double number(const std::string& key, double fallback) const;
+  /// ... as an integer.
+  int64_t integer(const std::string& key, int64_t fallback) const;
+  /// ... as a boolean (true/false, yes/no, on/off; any case).
+  bool boolean(const std::string& key, bool fallback) const;
+  /// ... as text.
+  std::string text(const std::string& key, const std::string& fallback) const;
+
+  /// The block as written, key -> text.
+  const std::map<std::string, std::string>& values() const { return values_; }
+  /// The keys a getter has asked for so far (set or not), sorted.
+  std::vector<std::string> asked() const;
+  /// The block's keys no getter has asked for, sorted.
+  std::vector<std::string> unread() const;
+  /// The term's name.
+  const std::string& term() const { return term_; }
+
+ private:
+  const std::string* find(const std::string& key) const;
+  std::string term_;
+  std::map<std::string, std::string> values_;
+  std::shared_ptr<std::set<std::string>> asked_ = std::make_shared<std::set<std::string>>();
+};
+
+/// Terms' own blocks by term name.
+using TermParamsByName = std::map<std::string, TermParams>;
+
 /// Options of the loss set, and what every term is built from: the terms' names and parameters
 /// and what the model outputs. A term of your own takes what it needs from here or from its
 /// builder's captures (docs/adding_a_loss.md).
@@ -113,6 +158,13 @@ struct LossSetOptions {
   TORCH_ARG(int64_t, feature_dim) = 0;
   /// The model's embeddings, name and width (`ReidModelImpl::embedding_dims()`).
   TORCH_ARG(std::vector<models::NamedWidth>, embeddings);
+  /// Each term's own YAML block (`loss.<term>`), by term name: the options of terms the program
+  /// registers, read by their builders through own(). (The built-in terms' blocks loss.ce,
+  /// loss.triplet, loss.center and loss.wrt are typed config sections, converted into the fields
+  /// above; a built-in term registered under another name reads its block here.)
+  TORCH_ARG(TermParamsByName, params);
+  /// The name of the term being built: the loss set sets it for each builder it calls.
+  TORCH_ARG(std::string, term);
 
 
  public:
@@ -121,12 +173,21 @@ struct LossSetOptions {
     if (!embeddings_.empty() || feature_dim_ <= 0) return embeddings_;
     return {{"global", feature_dim_}};
   }
+  /// The block of the term being built (`params()[term()]`; empty when it has none).
+  TermParams own() const {
+    const auto found = params_.find(term_);
+    return found != params_.end() ? found->second : TermParams(term_, {});
+  }
 };
 
 /// Registry of loss terms by name.
 using LossRegistry = Registry<LossTerm(const LossSetOptions&)>;
 
-/// Adds the built-in terms: ce, triplet, center, wrt.
+/// Adds the built-in terms: ce, triplet, center, wrt. Each also reads its own block
+/// (LossSetOptions::own()) over the typed options, so a program can register one under a second
+/// name (`registry.add("tri_bn", builtin_losses().builder("triplet"))`) and give that one its own
+/// options in `loss.tri_bn`: ce reads `epsilon`; triplet `margin`, `metric`, `normalize`; wrt
+/// `metric`, `normalize`; center `lr`. (`weight` is read by the loss set for every term.)
 void register_builtin_losses(LossRegistry& registry);
 
 /// A registry holding the built-in terms (built once; copy it to add your own).

@@ -54,7 +54,7 @@ TripletResult batch_hard_triplet(const torch::Tensor& features, const torch::Ten
                                  const TripletOptions& options = {});
 
 /// True when an epoch's mean batch-hard triplet loss (`epoch_means`' entry `loss_key`, the term's
-/// name) sat at `margin` (within 1%) with every triplet active ("triplet_active" >= 0.999): the
+/// name) sat at `margin` (within 1%) with every triplet active (its `<loss_key>_active` >= 0.999): the
 /// embedding collapsed to a point, since then every distance is 0 and the loss is exactly the
 /// margin. False without those entries or with the soft margin (0).
 bool triplet_collapsed(const std::vector<std::pair<std::string, double>>& epoch_means, double margin,
