@@ -12,7 +12,8 @@
 int main(int argc, char** argv) {
   return reid::tools::run_main([&]() -> int {
     CLI::App app{"reid-eval: evaluate query/gallery features saved as .npy files"};
-    std::string qf, qp, qc, gf, gp, gc, q_paths, g_paths, metric = "euclidean", output, visualize_dir;
+    std::string qf, qp, qc, gf, gp, gc, q_paths, g_paths, metric = "euclidean", output, visualize_dir,
+        average_precision = "hits";
     reid::eval::RetrievalOptions options;
     int threads = 0;
     int64_t visualize = 0;
@@ -32,6 +33,10 @@ int main(int argc, char** argv) {
     app.add_option("--query-expansion", options.query_expansion, "average query expansion with K neighbours (0 = off)");
     app.add_option("--max-rank", options.eval.max_rank, "length of the CMC curve (default 50)");
     app.add_flag("--roc", options.eval.roc, "also report TPR at FPR 1e-4, 1e-3, 1e-2");
+    app.add_option("--ap", average_precision,
+                   "average precision: hits (mean precision at each true match, as torchreid and fast-reid; "
+                   "default) or trapezoid (as the official Market-1501 code)")
+        ->check(CLI::IsMember({"hits", "trapezoid"}));
     app.add_flag("--cuhk03-single-shot", options.cuhk03_single_shot,
                  "CUHK03 classic single-gallery-shot CMC (10 repeats, seeded by --seed)");
     app.add_option("--seed", options.seed, "seed of the single-gallery-shot draws");
@@ -46,6 +51,7 @@ int main(int argc, char** argv) {
 
     reid::set_num_threads(threads);
     options.metric = reid::eval::parse_metric(metric);
+    options.eval.average_precision = reid::eval::parse_average_precision(average_precision);
     const auto query = reid::eval::load_feature_set(qf, qp, qc, q_paths);
     const auto gallery = reid::eval::load_feature_set(gf, gp, gc, g_paths);
     if (query.features.size(1) != gallery.features.size(1))

@@ -227,6 +227,7 @@ void validate_test(const TestConfig& t) {
   require_range("test.rerank_lambda", t.rerank_lambda, 0.0, 1.0);
   require_at_least("test.query_expansion", t.query_expansion, 0);
   require_at_least("test.max_rank", t.max_rank, 1);
+  require_choice("test.average_precision", t.average_precision, {"hits", "trapezoid"});
   for (std::size_t i = 0; i < t.ranks.size(); ++i)
     require(t.ranks[i] >= 1 && t.ranks[i] <= t.max_rank,
             "test.ranks[" + std::to_string(i) + "]",

@@ -121,6 +121,7 @@ eval::RetrievalOptions retrieval_options(const Config& config, const std::string
   o.seed = static_cast<uint64_t>(config.seed);
   o.eval.max_rank = t.max_rank;
   o.eval.roc = t.roc;
+  o.eval.average_precision = eval::parse_average_precision(t.average_precision);
   return o;
 }
 

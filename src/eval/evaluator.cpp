@@ -48,7 +48,7 @@ EvalResult evaluate_retrieval(const FeatureSet& query, const FeatureSet& gallery
   if (options.cuhk03_single_shot) {
     const auto d = options.rerank ? rerank(q, g, options.metric, options.rerank_options) : compute_distance(q, g, options.metric);
     return evaluate_cuhk03_single_shot(d, query.pids, gallery.pids, query.camids, gallery.camids, options.eval.max_rank,
-                                       10, options.seed);
+                                       10, options.seed, options.eval.average_precision);
   }
   if (options.rerank) {
     KReciprocalReranker reranker(q, g, options.metric, options.rerank_options);

@@ -82,7 +82,8 @@ inline int64_t position(const std::vector<Key>& matches, const Key& key) {
   return std::lower_bound(matches.begin(), matches.end(), key) - matches.begin();
 }
 
-Outcome evaluate_row(const float* d, int64_t ng, int64_t q, const Labels& labels, Scratch& s) {
+Outcome evaluate_row(const float* d, int64_t ng, int64_t q, const Labels& labels, Scratch& s,
+                     AveragePrecision average_precision) {
   Outcome out;
   const auto* members = labels.group(labels.q_pid[q]);
   if (!members) return out;
@@ -120,7 +121,13 @@ Outcome evaluate_row(const float* d, int64_t ng, int64_t q, const Labels& labels
     before += s.hist[static_cast<std::size_t>(j)];
     const int64_t rank = before + j + 1;
     if (j == 0) out.first_rank = rank;
-    precision_sum += static_cast<double>(j + 1) / static_cast<double>(rank);
+    const double precision = static_cast<double>(j + 1) / static_cast<double>(rank);
+    if (average_precision == AveragePrecision::kHits) {
+      precision_sum += precision;
+    } else {  // trapezoid between the precision just before this match and at it
+      const double before_match = rank == 1 ? 1.0 : static_cast<double>(j) / static_cast<double>(rank - 1);
+      precision_sum += 0.5 * (before_match + precision);
+    }
     last_rank = rank;
   }
   out.valid = true;
@@ -194,7 +201,8 @@ std::string percent(double value) {
 }  // namespace
 
 std::string EvalResult::summary(const std::vector<int>& ranks) const {
-  std::string text = "mAP " + percent(mAP) + " | mINP " + percent(mINP);
+  std::string text = std::string(average_precision == AveragePrecision::kTrapezoid ? "mAP (trapezoid) " : "mAP ") +
+                     percent(mAP) + " | mINP " + percent(mINP);
   for (int k : ranks)
     if (k >= 1 && k <= static_cast<int>(cmc.size())) text += " | rank-" + std::to_string(k) + " " + percent(cmc[k - 1]);
   for (const auto& point : tpr_at_fpr) {
@@ -210,7 +218,7 @@ std::string EvalResult::to_json(const std::vector<int>& ranks) const {
   std::ostringstream out;
   out.precision(8);
   out << "{\"num_queries\": " << num_queries << ", \"num_valid_queries\": " << num_valid << ", \"mAP\": " << mAP
-      << ", \"mINP\": " << mINP;
+      << ", \"mINP\": " << mINP << ", \"average_precision\": \"" << average_precision_name(average_precision) << "\"";
   for (int k : ranks)
     if (k >= 1 && k <= static_cast<int>(cmc.size())) out << ", \"rank" << k << "\": " << cmc[k - 1];
   for (const auto& point : tpr_at_fpr) {
@@ -257,12 +265,13 @@ EvalResult evaluate_streaming(const DistanceSource& source, int64_t nq, int64_t 
       Scratch& s = scratch[static_cast<std::size_t>(at::get_thread_num()) % scratch.size()];
       for (int64_t q = first; q < last; ++q) {
         const float* row = base + (q - begin) * ng;
-        outcomes[static_cast<std::size_t>(q)] = evaluate_row(row, ng, q, labels, s);
+        outcomes[static_cast<std::size_t>(q)] = evaluate_row(row, ng, q, labels, s, options.average_precision);
         if (options.roc && outcomes[static_cast<std::size_t>(q)].valid) collect_pairs(row, ng, q, labels, keep, s);
       }
     });
   }
   EvalResult result = finish(outcomes, options.max_rank);
+  result.average_precision = options.average_precision;
 
   if (options.roc) {
     std::vector<float> positives, negatives;
@@ -302,7 +311,7 @@ EvalResult evaluate_features(const torch::Tensor& query_features, const torch::T
 EvalResult evaluate_cuhk03_single_shot(const torch::Tensor& distances, const torch::Tensor& query_pids,
                                        const torch::Tensor& gallery_pids, const torch::Tensor& query_camids,
                                        const torch::Tensor& gallery_camids, int64_t max_rank, int repeats,
-                                       uint64_t seed) {
+                                       uint64_t seed, AveragePrecision average_precision) {
   TORCH_CHECK(distances.dim() == 2, "distances must be [Q, G]");
   TORCH_CHECK(repeats >= 1, "repeats must be >= 1");
   const auto d = distances.to(torch::kCPU, torch::kFloat).contiguous();
@@ -315,7 +324,7 @@ EvalResult evaluate_cuhk03_single_shot(const torch::Tensor& distances, const tor
     Scratch s;
     for (int64_t q = first; q < last; ++q) {
       const float* row = base + q * ng;
-      Outcome o = evaluate_row(row, ng, q, labels, s);
+      Outcome o = evaluate_row(row, ng, q, labels, s, average_precision);
       outcomes[static_cast<std::size_t>(q)] = o;
       if (!o.valid) continue;
       // Kept gallery items (not same identity + same camera), grouped by identity.
@@ -346,11 +355,22 @@ EvalResult evaluate_cuhk03_single_shot(const torch::Tensor& distances, const tor
     }
   });
   EvalResult result = finish(outcomes, max_rank);
+  result.average_precision = average_precision;
   if (result.num_valid == 0) no_valid_query(labels);
   std::fill(result.cmc.begin(), result.cmc.end(), 0.0);
   for (const auto& cmc : cmcs)
     for (std::size_t k = 0; k < cmc.size(); ++k) result.cmc[k] += cmc[k] / static_cast<double>(result.num_valid);
   return result;
+}
+
+AveragePrecision parse_average_precision(const std::string& name) {
+  if (name == "hits") return AveragePrecision::kHits;
+  if (name == "trapezoid") return AveragePrecision::kTrapezoid;
+  throw Error("unknown average-precision convention '" + name + "'; valid: hits, trapezoid");
+}
+
+std::string average_precision_name(AveragePrecision mode) {
+  return mode == AveragePrecision::kTrapezoid ? "trapezoid" : "hits";
 }
 
 const MetricRegistry& builtin_metrics() {

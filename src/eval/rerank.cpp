@@ -35,16 +35,61 @@ std::vector<int32_t> reciprocal(const Neighbours& nn, int64_t i, int64_t count) 
 
 KReciprocalReranker::KReciprocalReranker(const torch::Tensor& query, const torch::Tensor& gallery, Metric metric,
                                          const RerankOptions& options)
-    : num_query_(query.size(0)), num_gallery_(gallery.size(0)), options_(options), query_gallery_(query, gallery, metric) {
+    : num_query_(query.size(0)),
+      num_gallery_(gallery.size(0)),
+      options_(options),
+      query_gallery_(std::make_unique<DistanceBlocks>(query, gallery, metric)) {
+  const auto all = torch::cat({query.to(torch::kFloat), gallery.to(torch::kFloat)}).contiguous();
+  const int64_t n = all.size(0), dim = all.size(1);
+  DistanceBlocks all_pairs(all, all, metric);
+  // Single entries for V's weights, computed like the blocks (float32 dot products).
+  const float* features = all.data_ptr<float>();
+  std::vector<float> squared(static_cast<std::size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    double s = 0;
+    for (int64_t k = 0; k < dim; ++k) s += static_cast<double>(features[i * dim + k]) * features[i * dim + k];
+    squared[static_cast<std::size_t>(i)] = static_cast<float>(s);
+  }
+  const auto normalised = metric == Metric::kCosine ? l2_normalize(all).contiguous() : all;
+  const float* unit = normalised.data_ptr<float>();
+  build([&](int64_t begin, int64_t end) { return all_pairs.rows(begin, end); },
+        [&](int64_t a, int64_t b) {
+          float dot = 0;
+          const float* x = (metric == Metric::kCosine ? unit : features) + a * dim;
+          const float* y = (metric == Metric::kCosine ? unit : features) + b * dim;
+          for (int64_t k = 0; k < dim; ++k) dot += x[k] * y[k];
+          return metric == Metric::kCosine
+                     ? 1.0f - dot
+                     : squared[static_cast<std::size_t>(a)] + squared[static_cast<std::size_t>(b)] - 2 * dot;
+        });
+}
+
+KReciprocalReranker::KReciprocalReranker(const torch::Tensor& all_distances, int64_t num_query,
+                                         const RerankOptions& options)
+    : num_query_(num_query), num_gallery_(0), options_(options) {
+  TORCH_CHECK(all_distances.dim() == 2 && all_distances.size(0) == all_distances.size(1),
+              "re-ranking needs a square [N, N] distance matrix (got ", all_distances.sizes(), ")");
+  TORCH_CHECK(num_query >= 1 && num_query < all_distances.size(0),
+              "re-ranking needs 1 <= num_query < N (got ", num_query, " of ", all_distances.size(0), ")");
+  all_distances_ = all_distances.to(torch::kCPU, torch::kFloat).contiguous();
+  TORCH_CHECK(torch::isfinite(all_distances_).all().item<bool>(), "re-ranking needs finite distances");
+  num_gallery_ = all_distances_.size(0) - num_query;
+  const float* d = all_distances_.data_ptr<float>();
+  const int64_t n = all_distances_.size(0);
+  build([&](int64_t begin, int64_t end) { return all_distances_.narrow(0, begin, end - begin); },
+        [&](int64_t a, int64_t b) { return d[a * n + b]; });
+}
+
+void KReciprocalReranker::build(const std::function<torch::Tensor(int64_t, int64_t)>& all_rows,
+                                const std::function<float(int64_t, int64_t)>& distance) {
+  const RerankOptions& options = options_;
   TORCH_CHECK(options.k1 >= 1 && options.k2 >= 1, "re-ranking needs k1, k2 >= 1");
   TORCH_CHECK(options.lambda >= 0.0 && options.lambda <= 1.0, "re-ranking lambda must be in [0, 1]");
   const int64_t n = num_query_ + num_gallery_;
   TORCH_CHECK(n < std::numeric_limits<int32_t>::max(), "too many items to re-rank");
   const int64_t width = std::min<int64_t>(n, options.k1 + 1);
-  const auto all = torch::cat({query.to(torch::kFloat), gallery.to(torch::kFloat)}).contiguous();
 
   // 1. One blockwise pass over the N x N distances: row maxima and nearest neighbours.
-  DistanceBlocks all_pairs(all, all, metric);
   Neighbours nn;
   nn.width = width;
   nn.index.resize(static_cast<std::size_t>(n * width));
@@ -52,7 +97,7 @@ KReciprocalReranker::KReciprocalReranker(const torch::Tensor& query, const torch
   const int64_t block = block_rows_for(n, n);
   for (int64_t begin = 0; begin < n; begin += block) {
     const int64_t end = std::min(n, begin + block);
-    const auto d = all_pairs.rows(begin, end);
+    const auto d = all_rows(begin, end);
     const auto maxima = std::get<0>(d.max(1)).contiguous();
     const auto nearest = std::get<1>(d.topk(width, 1, /*largest=*/false, /*sorted=*/true)).to(torch::kInt).contiguous();
     std::copy(maxima.data_ptr<float>(), maxima.data_ptr<float>() + (end - begin), row_max_.begin() + begin);
@@ -64,23 +109,6 @@ KReciprocalReranker::KReciprocalReranker(const torch::Tensor& query, const torch
   // 2. V: for each item, its k-reciprocal set expanded by the candidates' (k1/2)-reciprocal
   // sets that overlap it by more than 2/3, weighted by exp(-normalised distance).
   const int64_t half = std::min<int64_t>(width, static_cast<int64_t>(std::nearbyint(options.k1 / 2.0)) + 1);
-  const float* features = all.data_ptr<float>();
-  const int64_t dim = all.size(1);
-  std::vector<float> squared(static_cast<std::size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
-    double s = 0;
-    for (int64_t k = 0; k < dim; ++k) s += static_cast<double>(features[i * dim + k]) * features[i * dim + k];
-    squared[static_cast<std::size_t>(i)] = static_cast<float>(s);
-  }
-  const auto normalised = metric == Metric::kCosine ? l2_normalize(all).contiguous() : all;
-  const float* unit = normalised.data_ptr<float>();
-  auto distance = [&](int64_t a, int64_t b) {
-    float dot = 0;
-    const float* x = (metric == Metric::kCosine ? unit : features) + a * dim;
-    const float* y = (metric == Metric::kCosine ? unit : features) + b * dim;
-    for (int64_t k = 0; k < dim; ++k) dot += x[k] * y[k];
-    return metric == Metric::kCosine ? 1.0f - dot : squared[static_cast<std::size_t>(a)] + squared[static_cast<std::size_t>(b)] - 2 * dot;
-  };
   std::vector<std::vector<Entry>> v(static_cast<std::size_t>(n));
   at::parallel_for(0, n, 16, [&](int64_t first, int64_t last) {
     for (int64_t i = first; i < last; ++i) {
@@ -131,7 +159,8 @@ KReciprocalReranker::KReciprocalReranker(const torch::Tensor& query, const torch
 
 torch::Tensor KReciprocalReranker::rows(int64_t begin, int64_t end) {
   const int64_t rows = end - begin, ng = num_gallery_, nq = num_query_, n = nq + ng;
-  const auto original = query_gallery_.rows(begin, end);
+  const auto original = query_gallery_ ? query_gallery_->rows(begin, end)
+                                       : all_distances_.narrow(0, begin, end - begin).narrow(1, nq, ng).contiguous();
   if (!buffer_.defined() || buffer_.size(0) < rows) buffer_ = torch::empty({rows, ng});
   auto out = buffer_.narrow(0, 0, rows);
   const float* d = original.data_ptr<float>();
@@ -168,6 +197,11 @@ int64_t KReciprocalReranker::memory_bytes() const {
 torch::Tensor rerank(const torch::Tensor& query, const torch::Tensor& gallery, Metric metric, const RerankOptions& options) {
   KReciprocalReranker reranker(query, gallery, metric, options);
   return reranker.rows(0, query.size(0)).clone();
+}
+
+torch::Tensor rerank_distances(const torch::Tensor& all_distances, int64_t num_query, const RerankOptions& options) {
+  KReciprocalReranker reranker(all_distances, num_query, options);
+  return reranker.rows(0, num_query).clone();
 }
 
 torch::Tensor average_query_expansion(const torch::Tensor& query, const torch::Tensor& gallery, Metric metric, int64_t k) {

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <random>
 
@@ -70,6 +71,90 @@ TEST(Metrics, HandComputedQueryWithJunk) {
   EXPECT_EQ(r.cmc, (std::vector<double>{0, 1, 1, 1, 1}));
   EXPECT_EQ(r.first_rank[0], 2);
   EXPECT_EQ(r.num_valid, 1);
+}
+
+// Reference of the official Market-1501 AP (compute_AP.m), written as that code walks the list:
+// over the ranked gallery without same-identity same-camera items, the precision after every
+// item, and at each true match the trapezoid between the previous point and this one.
+double trapezoid_map(const torch::Tensor& dist, const std::vector<int64_t>& qp, const std::vector<int64_t>& gp,
+                     const std::vector<int64_t>& qc, const std::vector<int64_t>& gc) {
+  double sum = 0;
+  int valid = 0;
+  for (int64_t q = 0; q < dist.size(0); ++q) {
+    std::vector<int64_t> order(static_cast<std::size_t>(dist.size(1)));
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int64_t a, int64_t b) { return dist[q][a].item<float>() < dist[q][b].item<float>(); });
+    int64_t good = 0;
+    for (std::size_t g = 0; g < gp.size(); ++g) good += gp[g] == qp[q] && gc[g] != qc[q];
+    if (good == 0) continue;
+    ++valid;
+    double ap = 0, old_recall = 0, old_precision = 1, found = 0;
+    int64_t listed = 0;
+    for (int64_t g : order) {
+      if (gp[g] == qp[q] && gc[g] == qc[q]) continue;  // junk
+      if (gp[g] == qp[q]) ++found;
+      ++listed;
+      const double recall = found / good, precision = found / listed;
+      ap += (recall - old_recall) * (old_precision + precision) / 2;
+      old_recall = recall;
+      old_precision = precision;
+      if (found == good) break;
+    }
+    sum += ap;
+  }
+  return sum / valid;
+}
+
+TEST(Metrics, TrapezoidalApAsTheOfficialMarketCode) {
+  EXPECT_EQ(parse_average_precision("trapezoid"), AveragePrecision::kTrapezoid);
+  EXPECT_EQ(average_precision_name(parse_average_precision("hits")), "hits");
+  EXPECT_THROW(parse_average_precision("11point"), Error);
+  // The query of HandComputedQueryWithJunk: matches at ranks 2 and 4 of the valid list.
+  const auto dist = torch::tensor({{0.5f, 0.2f, 0.1f, 0.9f, 1.0f}});
+  EvalOptions options{5};
+  options.average_precision = AveragePrecision::kTrapezoid;
+  auto r = evaluate(dist, longs({1}), longs({1, 2, 1, 3, 1}), longs({0}), longs({1, 1, 0, 1, 1}), options);
+  // Match 1 at rank 2: (0 / 1 + 1 / 2) / 2; match 2 at rank 4: (1 / 3 + 2 / 4) / 2; mean of two.
+  EXPECT_DOUBLE_EQ(r.mAP, ((0.0 + 0.5) / 2 + (1.0 / 3 + 0.5) / 2) / 2);
+  EXPECT_DOUBLE_EQ(r.mINP, 2.0 / 4) << "mINP and CMC do not depend on the AP convention";
+  EXPECT_EQ(r.cmc, (std::vector<double>{0, 1, 1, 1, 1}));
+  EXPECT_EQ(r.average_precision, AveragePrecision::kTrapezoid);
+  EXPECT_NE(r.to_json().find("\"average_precision\": \"trapezoid\""), std::string::npos) << r.to_json();
+  EXPECT_EQ(r.summary({1}).rfind("mAP (trapezoid) ", 0), 0u) << r.summary({1});
+  // A first match at rank 1 starts from precision 1.
+  r = evaluate(torch::tensor({{0.1f, 0.2f, 0.3f}}), longs({1}), longs({1, 2, 1}), longs({0}), longs({1, 1, 1}), options);
+  EXPECT_DOUBLE_EQ(r.mAP, ((1.0 + 1.0) / 2 + (1.0 / 2 + 2.0 / 3) / 2) / 2);
+  EXPECT_NE(evaluate(dist, longs({1}), longs({1, 2, 1, 3, 1}), longs({0}), longs({1, 1, 0, 1, 1})).to_json().find(
+                "\"average_precision\": \"hits\""),
+            std::string::npos);
+
+  // Random data with ties, every path: equal to the official code's walk, never above hits.
+  std::mt19937 gen(1);
+  for (int trial = 0; trial < 3; ++trial) {
+    const int64_t nq = 19, ng = 83;
+    const auto d = torch::randint(0, 10, {nq, ng}, torch::TensorOptions().dtype(torch::kFloat)) / 4.0;
+    std::vector<int64_t> qp(nq), gp(ng), qc(nq), gc(ng);
+    for (auto& v : qp) v = gen() % 7;
+    for (auto& v : gp) v = gen() % 7;
+    for (auto& v : qc) v = gen() % 3;
+    for (auto& v : gc) v = gen() % 3;
+    const double expected = trapezoid_map(d, qp, gp, qc, gc);
+    for (int64_t block : {0, 4}) {
+      EvalOptions o;
+      o.block_rows = block;
+      o.average_precision = AveragePrecision::kTrapezoid;
+      const auto t = evaluate(d, longs(qp), longs(gp), longs(qc), longs(gc), o);
+      EXPECT_NEAR(t.mAP, expected, 1e-12);
+      o.average_precision = AveragePrecision::kHits;
+      const auto h = evaluate(d, longs(qp), longs(gp), longs(qc), longs(gc), o);
+      for (std::size_t q = 0; q < t.ap.size(); ++q)
+        if (!std::isnan(h.ap[q])) EXPECT_LE(t.ap[q], h.ap[q] + 1e-15) << q;
+    }
+    const auto single = evaluate_cuhk03_single_shot(d, longs(qp), longs(gp), longs(qc), longs(gc), 20, 2, 0,
+                                                    AveragePrecision::kTrapezoid);
+    EXPECT_NEAR(single.mAP, expected, 1e-12);
+  }
 }
 
 TEST(Metrics, TiesAreBrokenByGalleryIndex) {

@@ -94,6 +94,25 @@ TEST(Rerank, EqualsTheDenseReferenceAlgorithm) {
     }
 }
 
+TEST(Rerank, FromAPrecomputedMatrixEqualsFromFeatures) {
+  // The same distances given as a matrix: the same neighbours, weights and result.
+  torch::manual_seed(3);
+  const auto [q, g] = clustered(10, 50, 8, 5);
+  const auto all = torch::cat({q, g});
+  for (auto metric : {Metric::kEuclidean, Metric::kCosine}) {
+    RerankOptions options;
+    options.k1 = 9;
+    options.k2 = 3;
+    const auto from_features = rerank(q, g, metric, options);
+    const auto from_matrix = rerank_distances(compute_distance(all, all, metric), 10, options);
+    EXPECT_LT((from_features - from_matrix).abs().max().item<float>(), 1e-5);
+  }
+  // What the matrix must be.
+  EXPECT_THROW(rerank_distances(torch::zeros({4, 5}), 2), c10::Error);
+  EXPECT_THROW(rerank_distances(torch::zeros({4, 4}), 4), c10::Error);
+  EXPECT_THROW(rerank_distances(torch::full({4, 4}, std::nan("")), 2), c10::Error);
+}
+
 TEST(Rerank, BlocksOfQueriesGiveTheSameRows) {
   torch::manual_seed(1);
   const auto [q, g] = clustered(9, 40, 6, 5);

@@ -74,6 +74,24 @@ TEST(ReidEval, SameNumbersAsTheInProcessPath) {
   }
 }
 
+TEST(ReidEval, TheOfficialMarketApOnRequest) {
+  Files f;
+  const auto json = (f.dir / "m.json").string();
+  const auto r = test::run_command(test::tool("reid-eval") + f.args + " --ap trapezoid --output " + json);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("mAP (trapezoid) "), std::string::npos) << r.out;
+  eval::RetrievalOptions options;
+  options.eval.average_precision = eval::AveragePrecision::kTrapezoid;
+  const auto expected = eval::evaluate_retrieval(f.query, f.gallery, options);
+  const std::string text = test::read_file(json);
+  EXPECT_NEAR(json_number(text, "mAP"), expected.mAP, 1e-7);
+  EXPECT_LT(expected.mAP, eval::evaluate_retrieval(f.query, f.gallery, {}).mAP);
+  EXPECT_NE(text.find("\"average_precision\": \"trapezoid\""), std::string::npos) << text;
+  const auto bad = test::run_command(test::tool("reid-eval") + f.args + " --ap 11point");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("--ap"), std::string::npos) << bad.err;
+}
+
 TEST(ReidEval, BadInputsFailWithOneLineNamingTheFile) {
   Files f;
   io::write_npy((f.dir / "short.npy").string(), torch::zeros({7}, torch::kLong));

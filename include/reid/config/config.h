@@ -610,6 +610,9 @@ struct TestConfig {
   std::vector<int> ranks = eval::kDefaultRanks;
   /// Also report TPR at FPR 1e-4 / 1e-3 / 1e-2 over query-gallery pairs.
   bool roc = eval::EvalOptions{}.roc;
+  /// Average-precision convention of mAP: hits (mean precision at each true match: torchreid,
+  /// fast-reid, BoT) or trapezoid (the official Market-1501 code's, about 0.5-1 point lower).
+  std::string average_precision = eval::average_precision_name(eval::EvalOptions{}.average_precision);
   /// Ranked-list PNGs for this many worst-performing queries (0 = none).
   int visualize = 0;
   /// Gallery images shown per ranked list.
@@ -634,6 +637,7 @@ struct TestConfig {
     v("max_rank", max_rank);
     v("ranks", ranks);
     v("roc", roc);
+    v("average_precision", average_precision);
     v("visualize", visualize);
     v("visualize_topk", visualize_topk);
     v("save_features", save_features);

@@ -30,6 +30,24 @@
 
 namespace reid::eval {
 
+/// How a query's average precision is computed from the ranks of its true matches r_1 < ... < r_k
+/// (1-based, after the same-camera removal).
+enum class AveragePrecision {
+  /// The mean over the matches of the precision at each, (1/k) sum_j j / r_j: what torchreid,
+  /// fast-reid and BoT compute, and what most papers report.
+  kHits,
+  /// The trapezoidal area under the precision-recall curve, as the official Market-1501
+  /// evaluation code (compute_AP.m) computes it: (1/k) sum_j (p_{j-1} + j / r_j) / 2, with
+  /// p_{j-1} = (j - 1) / (r_j - 1), the precision just before the match (1 when r_j = 1). It is
+  /// never higher than kHits; the gap on Market-1501 is about 0.5-1 mAP point.
+  kTrapezoid,
+};
+
+/// "hits" / "trapezoid"; throws reid::Error otherwise.
+AveragePrecision parse_average_precision(const std::string& name);
+/// The inverse of parse_average_precision().
+std::string average_precision_name(AveragePrecision mode);
+
 /// Options of the evaluation.
 struct EvalOptions {
   /// Length of the CMC curve.
@@ -38,6 +56,8 @@ struct EvalOptions {
   int64_t block_rows = 0;
   /// Also compute TPR at FPR 1e-4, 1e-3 and 1e-2 over the query-gallery pairs.
   bool roc = false;
+  /// The average-precision convention of `ap` and mAP.
+  AveragePrecision average_precision = AveragePrecision::kHits;
 };
 
 /// What the evaluation found.
@@ -57,10 +77,13 @@ struct EvalResult {
   std::vector<int64_t> first_rank;
   /// TPR at FPR 1e-4, 1e-3, 1e-2 (when EvalOptions::roc); see evaluate_streaming().
   std::vector<std::pair<double, double>> tpr_at_fpr;
+  /// The convention `ap` and mAP were computed with.
+  AveragePrecision average_precision = AveragePrecision::kHits;
 
   /// "mAP 43.0% | mINP 12.3% | rank-1 60.7% | rank-5 ..." for the given ranks.
   std::string summary(const std::vector<int>& ranks = kDefaultRanks) const;
-  /// The metrics as a JSON object (percentages as fractions in [0, 1]).
+  /// The metrics as a JSON object (percentages as fractions in [0, 1]), with the AP convention
+  /// ("average_precision": "hits" or "trapezoid").
   std::string to_json(const std::vector<int>& ranks = kDefaultRanks) const;
 };
 
@@ -105,6 +128,7 @@ EvalResult evaluate_features(const torch::Tensor& query_features, const torch::T
 EvalResult evaluate_cuhk03_single_shot(const torch::Tensor& distances, const torch::Tensor& query_pids,
                                        const torch::Tensor& gallery_pids, const torch::Tensor& query_camids,
                                        const torch::Tensor& gallery_camids, int64_t max_rank = 50,
-                                       int repeats = 10, uint64_t seed = 0);
+                                       int repeats = 10, uint64_t seed = 0,
+                                       AveragePrecision average_precision = AveragePrecision::kHits);
 
 }  // namespace reid::eval

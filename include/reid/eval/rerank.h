@@ -15,6 +15,8 @@
 /// Distances are normalised by each row's maximum, as in the reference implementation.
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 
 #include <torch/types.h>
 
@@ -37,6 +39,10 @@ class KReciprocalReranker {
  public:
   KReciprocalReranker(const torch::Tensor& query, const torch::Tensor& gallery, Metric metric,
                       const RerankOptions& options = {});
+  /// From a precomputed [N, N] distance matrix of the queries (rows and columns 0 .. num_query)
+  /// followed by the gallery, used as given (any non-negative dissimilarity; symmetric, as the
+  /// published algorithm assumes). It is kept (a float32 copy when it is not one already).
+  KReciprocalReranker(const torch::Tensor& all_distances, int64_t num_query, const RerankOptions& options = {});
   /// Final distances of queries [begin, end) to the gallery: [end - begin, G] float32 (valid
   /// until the next call).
   torch::Tensor rows(int64_t begin, int64_t end);
@@ -50,9 +56,13 @@ class KReciprocalReranker {
     int32_t index;
     float value;
   };
+  // Builds the neighbour lists and V from the rows of the N x N distances and single entries.
+  void build(const std::function<torch::Tensor(int64_t, int64_t)>& all_rows,
+             const std::function<float(int64_t, int64_t)>& distance);
   int64_t num_query_, num_gallery_;
   RerankOptions options_;
-  DistanceBlocks query_gallery_;
+  std::unique_ptr<DistanceBlocks> query_gallery_;  // from features
+  torch::Tensor all_distances_;                    // or the given matrix
   std::vector<float> row_max_;
   std::vector<std::vector<Entry>> v_;        // rows of V (after query expansion), sorted by column
   std::vector<std::vector<Entry>> columns_;  // the same entries by column
@@ -62,6 +72,11 @@ class KReciprocalReranker {
 /// The whole [Q, G] re-ranked distance matrix (for small sets and tests).
 torch::Tensor rerank(const torch::Tensor& query, const torch::Tensor& gallery, Metric metric,
                      const RerankOptions& options = {});
+
+/// The re-ranked [Q, G] distances from a precomputed [N, N] matrix of queries then gallery (see
+/// the matrix constructor). torchreid's `re_ranking(q_g, q_q, g_g)` is this on the square of the
+/// matrix its three blocks make (it squares its inputs).
+torch::Tensor rerank_distances(const torch::Tensor& all_distances, int64_t num_query, const RerankOptions& options = {});
 
 /// Average query expansion: each query is replaced by the mean of itself and its k nearest
 /// gallery features (L2-normalised again for the cosine metric).
