@@ -10,10 +10,10 @@
 #   REID_ENV_DIR=/path ...              where the LibTorch environment lives (see below)
 #
 # LibTorch is PyPI's torch, the CUDA 13.0 build the GPU machines run, installed with torchvision
-# (weight-interop tests, baselines) and onnxruntime (ONNX parity tests, baselines) into a Python
-# virtual environment that this script owns. It lives outside the source tree, keyed by the
-# versions it holds, so every clone on the machine shares one download (~3.5 GB, of which CUDA's
-# libraries are most):
+# (weight-interop tests, baselines), onnxruntime (ONNX parity tests, baselines) and pytest (the
+# Python package's tests) into a Python virtual environment that this script owns. It lives
+# outside the source tree, keyed by the versions it holds, so every clone on the machine shares
+# one download (~3.5 GB, of which CUDA's libraries are most):
 #   ${XDG_CACHE_HOME:-~/.cache}/libreid/env-torch<version>-py<python>
 # Everything else comes from Debian 12's packages.
 set -euo pipefail
@@ -33,7 +33,7 @@ TORCH_VERSION=2.11.0
 TORCHVISION_VERSION=0.26.0
 ONNXRUNTIME_VERSION=1.32.0
 PYTHON_PACKAGES=("torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" "onnxruntime==$ONNXRUNTIME_VERSION"
-                 numpy==2.4.6 pillow==13.0.0)
+                 numpy==2.4.6 pillow==13.0.0 pytest==9.2.0)
 
 PACKAGES=(
   # toolchain
