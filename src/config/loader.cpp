@@ -261,7 +261,7 @@ struct Decoder {
       const std::string path = path_join(prefix, key);
       // A mapping under a name no fixed key has is a block of its own where the section has
       // some; whether the name is used is the section's validation's call.
-      if (extra && entry.second.IsMap()) {
+      if (extra && (entry.second.IsMap() || entry.second.IsNull())) {
         decode_block(key, entry.second);
         continue;
       }

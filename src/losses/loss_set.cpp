@@ -1,7 +1,9 @@
 #include "reid/losses/loss_set.h"
 
 #include <algorithm>
+#include <cmath>
 
+#include <fmt/format.h>
 #include <torch/torch.h>
 
 #include "reid/core/error.h"
@@ -40,7 +42,7 @@ LossSetImpl::LossSetImpl(const LossSetOptions& options, const LossRegistry& regi
     // `weight` belongs to every term's block; the set reads it after the builder.
     const TermParams own = term_options.own();
     const double weight = own.number("weight", built->weight());
-    if (weight < 0.0) throw ConfigError("loss." + name + ".weight", "must be at least 0 (got " + std::to_string(weight) + ")");
+    if (weight < 0.0) throw ConfigError("loss." + name + ".weight", "must be at least 0 (got " + fmt::format("{}", weight) + ")");
     built->set_weight(weight);
     check_all_read(own);
     // Only terms with state are submodules: the loss set's module tree (what checkpoints hold
@@ -48,8 +50,14 @@ LossSetImpl::LossSetImpl(const LossSetOptions& options, const LossRegistry& regi
     // checkpoints load.
     const bool stateful = !built->parameters().empty() || !built->buffers().empty();
     terms_.emplace_back(name, stateful ? register_module(name, built) : built);
-    if (auto optimizer = built->make_optimizer())
+    if (auto optimizer = built->make_optimizer()) {
+      // The center loss rescales its centres' gradient by 1 / weight: a weight of 0 would
+      // make it infinite (and the centres NaN).
+      if (!std::isfinite(built->optimizer_grad_scale()))
+        throw ConfigError("loss." + name + ".weight", "must be positive for a term that trains parameters of its own "
+                                                      "(got " + fmt::format("{}", built->weight()) + ")");
       auxiliary_.push_back({name + "_optimizer", built, std::move(optimizer)});
+    }
   }
 }
 

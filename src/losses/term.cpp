@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
+#include <charconv>
 #include <cmath>
-#include <cstdlib>
+#include <system_error>
 
 #include <fmt/format.h>
 #include <torch/torch.h>
@@ -39,11 +39,13 @@ namespace {
 double TermParams::number(const std::string& key, double fallback) const {
   const std::string* text = find(key);
   if (!text) return fallback;
+  // from_chars: the C locale's decimal point whatever the program's locale is.
   const std::string t = utils::trim(*text);
-  char* end = nullptr;
-  errno = 0;
-  const double value = std::strtod(t.c_str(), &end);
-  if (t.empty() || end != t.c_str() + t.size() || errno == ERANGE || !std::isfinite(value))
+  const char* first = t.c_str() + (!t.empty() && t[0] == '+' ? 1 : 0);
+  const char* last = t.c_str() + t.size();
+  double value = 0;
+  const auto [end, error] = std::from_chars(first, last, value);
+  if (first == last || error != std::errc() || end != last || !std::isfinite(value))
     bad_value(term_, key, "a finite number", *text);
   return value;
 }
@@ -52,11 +54,12 @@ int64_t TermParams::integer(const std::string& key, int64_t fallback) const {
   const std::string* text = find(key);
   if (!text) return fallback;
   const std::string t = utils::trim(*text);
-  char* end = nullptr;
-  errno = 0;
-  const long long value = std::strtoll(t.c_str(), &end, 10);
-  if (t.empty() || end != t.c_str() + t.size() || errno == ERANGE) bad_value(term_, key, "an integer", *text);
-  return static_cast<int64_t>(value);
+  const char* first = t.c_str() + (!t.empty() && t[0] == '+' ? 1 : 0);
+  const char* last = t.c_str() + t.size();
+  int64_t value = 0;
+  const auto [end, error] = std::from_chars(first, last, value);
+  if (first == last || error != std::errc() || end != last) bad_value(term_, key, "an integer", *text);
+  return value;
 }
 
 bool TermParams::boolean(const std::string& key, bool fallback) const {

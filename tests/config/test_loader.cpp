@@ -243,6 +243,8 @@ TEST(ConfigLoader, ATermOfTheProgramsHasItsOwnBlock) {
   EXPECT_EQ(diff[1].before, "0.5");
   EXPECT_EQ(diff[1].after, "0.7");
   EXPECT_EQ(diff[0].after, "(not set)");
+  // An empty block is a block (the term's defaults), as an empty section is.
+  EXPECT_TRUE(parse_config("loss: {names: [ce, mine], mine: }").loss.terms.blocks.at("mine").empty());
   // Blocks are not keys of the schema.
   for (const auto& key : list_keys()) EXPECT_EQ(key.path.find("contrastive"), std::string::npos) << key.path;
 }

@@ -206,6 +206,19 @@ TEST(LossSet, ABuiltInTermUnderASecondNameHasItsOwnOptionsAndStatistics) {
                ConfigError);
 }
 
+TEST(LossSet, ATermThatTrainsItsOwnParametersNeedsAPositiveWeight) {
+  // The centres' gradient is rescaled by 1 / weight.
+  LossRegistry registry = builtin_losses();
+  registry.add("center_bn", registry.builder("center"));
+  auto options = LossSetOptions().names({"ce", "center_bn"}).num_classes(2).feature_dim(1);
+  EXPECT_THROW(LossSet(options.params({{"center_bn", TermParams("center_bn", {{"weight", "0"}})}}), registry), ConfigError);
+  LossSet set(options.params({{"center_bn", TermParams("center_bn", {{"weight", "+0.25"}, {"lr", "0.1"}})}}), registry);
+  EXPECT_DOUBLE_EQ(set->term("center_bn")->weight(), 0.25);
+  EXPECT_DOUBLE_EQ(set->term("center_bn")->optimizer_grad_scale(), 4.0);
+  ASSERT_EQ(set->auxiliary_optimizers().size(), 1u);
+  EXPECT_EQ(set->auxiliary_optimizers()[0].first, "center_bn_optimizer");
+}
+
 TEST(LossSet, TwoTermsCannotReportTheSameStatistic) {
   LossRegistry registry = builtin_losses();
   registry.add("ce_copy", [](const LossSetOptions& o) {
