@@ -82,6 +82,13 @@ inline int64_t position(const std::vector<Key>& matches, const Key& key) {
   return std::lower_bound(matches.begin(), matches.end(), key) - matches.begin();
 }
 
+// A NaN distance has no rank (every comparison with it is false): one error naming the pair,
+// instead of metrics of an undefined order.
+[[noreturn]] void nan_distance(int64_t q, int64_t g) {
+  throw Error("the distance of query " + std::to_string(q) + " to gallery item " + std::to_string(g) +
+              " is NaN: the features or distances contain NaN (a diverged model, or uninitialised rows?)");
+}
+
 Outcome evaluate_row(const float* d, int64_t ng, int64_t q, const Labels& labels, Scratch& s,
                      AveragePrecision average_precision) {
   Outcome out;
@@ -89,7 +96,10 @@ Outcome evaluate_row(const float* d, int64_t ng, int64_t q, const Labels& labels
   if (!members) return out;
   s.matches.clear();
   s.junk.clear();
-  for (int32_t g : *members) (labels.g_cam[g] == labels.q_cam[q] ? s.junk : s.matches).push_back({d[g], g});
+  for (int32_t g : *members) {
+    if (std::isnan(d[g])) nan_distance(q, g);
+    (labels.g_cam[g] == labels.q_cam[q] ? s.junk : s.matches).push_back({d[g], g});
+  }
   if (s.matches.empty()) return out;
   std::sort(s.matches.begin(), s.matches.end());
   const int64_t k = static_cast<int64_t>(s.matches.size());
@@ -102,7 +112,8 @@ Outcome evaluate_row(const float* d, int64_t ng, int64_t q, const Labels& labels
       ++below;
     } else if (di > dmax) {
       ++above;
-    } else {
+    } else {  // between the first and the last match, or NaN (no comparison holds)
+      if (std::isnan(di)) nan_distance(q, i);
       ++s.hist[static_cast<std::size_t>(
           std::lower_bound(s.matches.begin(), s.matches.end(), Key{di, static_cast<int32_t>(i)}) - s.matches.begin())];
     }

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <random>
+#include <tuple>
 
 #include <torch/torch.h>
 
@@ -148,13 +150,37 @@ TEST(Metrics, TrapezoidalApAsTheOfficialMarketCode) {
       EXPECT_NEAR(t.mAP, expected, 1e-12);
       o.average_precision = AveragePrecision::kHits;
       const auto h = evaluate(d, longs(qp), longs(gp), longs(qc), longs(gc), o);
-      for (std::size_t q = 0; q < t.ap.size(); ++q)
-        if (!std::isnan(h.ap[q])) EXPECT_LE(t.ap[q], h.ap[q] + 1e-15) << q;
+      for (std::size_t q = 0; q < t.ap.size(); ++q) {
+        if (!std::isnan(h.ap[q])) {
+          EXPECT_LE(t.ap[q], h.ap[q] + 1e-15) << q;
+        }
+      }
     }
     const auto single = evaluate_cuhk03_single_shot(d, longs(qp), longs(gp), longs(qc), longs(gc), 20, 2, 0,
                                                     AveragePrecision::kTrapezoid);
     EXPECT_NEAR(single.mAP, expected, 1e-12);
   }
+}
+
+TEST(Metrics, NanDistancesAreAnErrorNamingThePair) {
+  // NaN has no place in a ranking; the error names the first pair found, wherever it lies.
+  const auto labels = std::make_tuple(longs({1, 2}), longs({1, 2, 1, 3}), longs({0, 0}), longs({1, 1, 1, 1}));
+  for (int64_t column : {0, 1, 3}) {
+    auto dist = torch::rand({2, 4});
+    dist[1][column] = std::nanf("");
+    dist[0][column] = std::nanf("");
+    try {
+      evaluate(dist, std::get<0>(labels), std::get<1>(labels), std::get<2>(labels), std::get<3>(labels));
+      ADD_FAILURE() << "a NaN distance was ranked (column " << column << ")";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("to gallery item " + std::to_string(column) + " is NaN"), std::string::npos)
+          << e.what();
+    }
+  }
+  // Infinite distances rank last, like any large value.
+  auto dist = torch::tensor({{0.5f, std::numeric_limits<float>::infinity(), 0.1f, 0.2f}});
+  const auto r = evaluate(dist, longs({1}), longs({1, 1, 3, 3}), longs({0}), longs({1, 1, 1, 1}));
+  EXPECT_DOUBLE_EQ(r.mAP, (1.0 / 3 + 2.0 / 4) / 2);
 }
 
 TEST(Metrics, TiesAreBrokenByGalleryIndex) {
