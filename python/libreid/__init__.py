@@ -13,6 +13,10 @@ distance are broken by gallery index. `average_precision` selects the AP convent
 (the mean of the precision at each true match, as torchreid, fast-reid and BoT compute it) or
 "trapezoid" (the official Market-1501 evaluation code's, about 0.5-1 mAP point lower).
 
+`Embedder` runs a trained LibReID model (a run folder, or a config and weights: LibReID's or a
+Python state dict) on crops in memory: NumPy / torch 8-bit images in, [N, D] features out,
+through the same preprocessing and traced model as the C++ Embedder.
+
 Drop-ins for torchreid: `evaluate_rank` (torchreid.metrics.evaluate_rank) and `re_ranking`
 (torchreid.utils.re_ranking) take the same arguments and return the same values.
 """
@@ -38,6 +42,7 @@ __all__ = [
     "rerank",
     "re_ranking",
     "evaluate_rank",
+    "Embedder",
 ]
 
 ArrayLike = Union[torch.Tensor, np.ndarray, Sequence[Any]]
@@ -46,13 +51,24 @@ _METRICS = ("euclidean", "cosine")
 _AP_CONVENTIONS = ("hits", "trapezoid")
 
 
+def _as_tensor(value: Any) -> torch.Tensor:
+    """A tensor sharing the memory of `value` when it is a NumPy array torch can view (a copy only
+    for negative strides, e.g. ``image[..., ::-1]``, which torch tensors cannot have)."""
+    if isinstance(value, torch.Tensor):
+        return value
+    array = np.asarray(value)
+    if any(stride < 0 for stride in array.strides):
+        array = np.ascontiguousarray(array)
+    return torch.as_tensor(array)
+
+
 def _tensor(value: ArrayLike, name: str, dims: int, floating: bool) -> torch.Tensor:
     """`value` as a CPU tensor of `dims` dimensions, shared with its NumPy array when it is one."""
     if isinstance(value, torch.Tensor):
         tensor = value
     else:
         try:
-            tensor = torch.as_tensor(np.asarray(value) if not isinstance(value, np.ndarray) else value)
+            tensor = _as_tensor(value)
         except (TypeError, ValueError, RuntimeError) as error:
             raise TypeError(f"{name}: expected a tensor or array, got {type(value).__name__} ({error})") from None
     if tensor.dim() != dims:
@@ -175,8 +191,7 @@ def _unit_interval(name: str, value: float) -> float:
 def distance(query: ArrayLike, gallery: ArrayLike, metric: str = "euclidean") -> torch.Tensor:
     """The [N, M] distances LibReID ranks with: squared euclidean (clamped at 0) or cosine
     (1 - cos). Runs on the inputs' device and dtype; differentiable."""
-    q = query if isinstance(query, torch.Tensor) else torch.as_tensor(np.asarray(query))
-    g = gallery if isinstance(gallery, torch.Tensor) else torch.as_tensor(np.asarray(gallery))
+    q, g = _as_tensor(query), _as_tensor(gallery)
     if q.dim() != 2 or g.dim() != 2 or q.shape[1] != g.shape[1]:
         raise ValueError(f"query and gallery must be [N, D] and [M, D], got {tuple(q.shape)} and {tuple(g.shape)}")
     return _core.distance(q, g, _choice("metric", metric, _METRICS))
@@ -228,3 +243,83 @@ def evaluate_rank(distmat: ArrayLike, q_pids: ArrayLike, g_pids: ArrayLike, q_ca
     result = evaluate(d, q_pids, g_pids, q_camids, g_camids, max_rank=max_rank,
                       cuhk03_single_shot=bool(use_metric_cuhk03))
     return result["cmc"].numpy().astype(np.float32), float(result["mAP"])
+
+
+def _crop(value: Any, index: int) -> torch.Tensor:
+    tensor = _as_tensor(value)
+    if tensor.dtype != torch.uint8:
+        raise TypeError(f"crop {index}: expected 8-bit pixels (uint8), got {tensor.dtype}")
+    return tensor.cpu()
+
+
+def _color(color: str) -> bool:
+    return _choice("color", color, ("rgb", "bgr")) == "rgb"
+
+
+class Embedder:
+    """A trained model ready to embed person crops, as LibReID's C++ Embedder (the same
+    preprocessing: resize, RGB, the config's mean / std; the traced model with its batch norms
+    folded; optional flip averaging; L2-normalised features by default).
+
+    ``Embedder.from_run(run_dir)`` takes a training run's folder (its config.yaml and
+    model_best.pt, else model_final.pt); ``Embedder(config, weights, overrides=[...])`` a config
+    file and a weights file (LibReID's, or torch.save(model.state_dict()), torchreid / fast-reid
+    checkpoints). ``device``: "cpu", "cuda", "cuda:1"; ``dtype``: "float32", or "float16" /
+    "bfloat16" on CUDA; ``batch_size``: crops per forward pass (0: chosen for the model);
+    ``flip``: average with the mirrored crop (default: the config's test.flip).
+    """
+
+    def __init__(self, config: str, weights: str, *, overrides: Sequence[str] = (), device: str = "cpu",
+                 dtype: str = "float32", batch_size: int = 0, flip: Optional[bool] = None,
+                 normalize: bool = True):
+        self._core = _core.Embedder.from_config(str(config), [str(o) for o in overrides], str(weights), device, dtype,
+                                                _positive_int("batch_size", batch_size, 0),
+                                                -1 if flip is None else int(bool(flip)), bool(normalize))
+
+    @classmethod
+    def from_run(cls, run_dir: str, *, device: str = "cpu", dtype: str = "float32", batch_size: int = 0,
+                 flip: Optional[bool] = None, normalize: bool = True) -> "Embedder":
+        core = _core.Embedder.from_run(str(run_dir), device, dtype, _positive_int("batch_size", batch_size, 0),
+                                       -1 if flip is None else int(bool(flip)), bool(normalize))
+        embedder = cls.__new__(cls)
+        embedder._core = core
+        return embedder
+
+    def embed(self, crops: Sequence[Any], *, color: str = "rgb") -> torch.Tensor:
+        """Features of ``crops`` (8-bit images of any size, [H, W, 3] RGB by default, ``color="bgr"``
+        for OpenCV's order; [H, W] grey and [H, W, 4] are converted): float32 [N, D] on the CPU."""
+        if isinstance(crops, (np.ndarray, torch.Tensor)) and crops.ndim == 4:
+            crops = list(crops)
+        return self._core.embed([_crop(c, i) for i, c in enumerate(crops)], _color(color))
+
+    def embed_tracklet(self, frames: Sequence[Any], *, color: str = "rgb") -> torch.Tensor:
+        """Feature [D] of a tracklet (one person's crops from one camera): the mean of its frames'
+        features before normalisation (see the C++ Embedder::embed_tracklet)."""
+        return self.embed_tracklets([frames], color=color)[0]
+
+    def embed_tracklets(self, tracklets: Sequence[Sequence[Any]], *, color: str = "rgb") -> torch.Tensor:
+        """embed_tracklet() of each tracklet: [N, D]."""
+        return self._core.embed_tracklets([[_crop(c, i) for i, c in enumerate(frames)] for frames in tracklets],
+                                          _color(color))
+
+    def preprocess(self, crops: Sequence[Any], *, color: str = "rgb") -> torch.Tensor:
+        """The float32 [N, 3, H, W] batch embed() feeds the model."""
+        return self._core.preprocess([_crop(c, i) for i, c in enumerate(crops)], _color(color))
+
+    @property
+    def feature_dim(self) -> int:
+        return self._core.feature_dim
+
+    @property
+    def input_size(self) -> Tuple[int, int]:
+        """(height, width) the crops are resized to."""
+        return tuple(self._core.input_size)
+
+    @property
+    def batch_size(self) -> int:
+        return self._core.batch_size
+
+    def __repr__(self) -> str:
+        h, w = self.input_size
+        return (f"libreid.Embedder({h}x{w} -> {self.feature_dim}-d, device={self._core.device}, "
+                f"flip={self._core.flip}, normalize={self._core.normalize})")

@@ -7,9 +7,17 @@
 #include <torch/extension.h>
 
 #include <cstdint>
+#include <filesystem>
+#include <memory>
 #include <string>
+#include <vector>
 
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "reid/config/loader.h"
 #include "reid/core/error.h"
+#include "reid/deploy/embedder.h"
 #include "reid/eval/distance.h"
 #include "reid/eval/evaluator.h"
 #include "reid/eval/metrics.h"
@@ -134,6 +142,52 @@ torch::Tensor rerank_distances(const torch::Tensor& all, int64_t num_query, int6
   return reid::eval::rerank_distances(all, num_query, {k1, k2, lambda});
 }
 
+// ---- the Embedder ------------------------------------------------------------------------------
+
+reid::deploy::EmbedderOptions embedder_options(const std::string& device, const std::string& dtype,
+                                               int64_t batch_size, int flip, bool normalize) {
+  reid::deploy::EmbedderOptions o;
+  o.device = torch::Device(device);
+  if (dtype == "float32") o.dtype = torch::kFloat;
+  else if (dtype == "float16") o.dtype = torch::kHalf;
+  else if (dtype == "bfloat16") o.dtype = torch::kBFloat16;
+  else throw reid::ConfigError("dtype", "expected float32, float16 or bfloat16 (got '" + dtype + "')");
+  o.batch_size = batch_size;
+  o.flip = flip != 0;
+  o.normalize = normalize;
+  return o;
+}
+
+// flip -1: the config's test.flip (what reid-test and reid-extract do with this model).
+int flip_or_config(int flip, const reid::Config& config) { return flip >= 0 ? flip : config.test.flip ? 1 : 0; }
+
+// Crops as OpenCV images without copying them: 8-bit [H, W] (grey), [H, W, 3] or [H, W, 4]
+// tensors, converted from RGB(A) to the BGR(A) the Embedder takes when `rgb` (one copy then).
+// `keep` holds what the images point into until the call returns.
+std::vector<cv::Mat> to_images(const std::vector<torch::Tensor>& crops, bool rgb, std::vector<torch::Tensor>& keep) {
+  std::vector<cv::Mat> images;
+  images.reserve(crops.size());
+  for (std::size_t i = 0; i < crops.size(); ++i) {
+    const auto& crop = crops[i];
+    const int64_t channels = crop.dim() == 2 ? 1 : crop.dim() == 3 ? crop.size(2) : 0;
+    if (crop.scalar_type() != torch::kByte || crop.device().type() != torch::kCPU ||
+        !(channels == 1 || channels == 3 || channels == 4) || crop.numel() == 0)
+      throw reid::Error("crop " + std::to_string(i) +
+                        ": expected an 8-bit [H, W], [H, W, 3] or [H, W, 4] image on the CPU (got " +
+                        std::string(c10::toString(crop.scalar_type())) + " " + c10::str(crop.sizes()) + ")");
+    keep.push_back(crop.contiguous());
+    cv::Mat image(static_cast<int>(keep.back().size(0)), static_cast<int>(keep.back().size(1)),
+                  CV_8UC(static_cast<int>(channels)), keep.back().data_ptr<uint8_t>());
+    if (rgb && channels >= 3) {  // into a new image: the caller's array stays as it was
+      cv::Mat converted;
+      cv::cvtColor(image, converted, channels == 3 ? cv::COLOR_RGB2BGR : cv::COLOR_RGBA2BGRA);
+      image = converted;
+    }
+    images.push_back(image);
+  }
+  return images;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -163,6 +217,72 @@ PYBIND11_MODULE(_core, m) {
   m.def("distance", &distance, py::arg("query"), py::arg("gallery"), py::arg("metric"));
   m.def("rerank_features", &rerank_features);
   m.def("rerank_distances", &rerank_distances);
+  using reid::deploy::Embedder;
+  py::class_<Embedder>(m, "Embedder")
+      .def_static(
+          "from_run",
+          [](const std::string& run_dir, const std::string& device, const std::string& dtype, int64_t batch_size,
+             int flip, bool normalize) {
+            py::gil_scoped_release release;
+            // (A folder without config.yaml is from_run()'s error to report.)
+            const std::string config_path = run_dir + "/config.yaml";
+            if (flip < 0) flip = std::filesystem::is_regular_file(config_path)
+                                     ? flip_or_config(flip, reid::config::load_config(config_path))
+                                     : 0;
+            const auto options = embedder_options(device, dtype, batch_size, flip, normalize);
+            return std::make_unique<Embedder>(Embedder::from_run(run_dir, options));
+          },
+          py::arg("run_dir"), py::arg("device"), py::arg("dtype"), py::arg("batch_size"), py::arg("flip"),
+          py::arg("normalize"))
+      .def_static(
+          "from_config",
+          [](const std::string& config_path, const std::vector<std::string>& overrides, const std::string& weights,
+             const std::string& device, const std::string& dtype, int64_t batch_size, int flip, bool normalize) {
+            py::gil_scoped_release release;
+            const auto config = reid::config::load_config(config_path, overrides);
+            const auto options = embedder_options(device, dtype, batch_size, flip_or_config(flip, config), normalize);
+            return std::make_unique<Embedder>(config, weights, options);
+          },
+          py::arg("config"), py::arg("overrides"), py::arg("weights"), py::arg("device"), py::arg("dtype"),
+          py::arg("batch_size"), py::arg("flip"), py::arg("normalize"))
+      .def(
+          "embed",
+          [](const Embedder& self, const std::vector<torch::Tensor>& crops, bool rgb) {
+            std::vector<torch::Tensor> keep;
+            const auto images = to_images(crops, rgb, keep);
+            py::gil_scoped_release release;
+            return self.embed(images);
+          },
+          py::arg("crops"), py::arg("rgb"))
+      .def(
+          "embed_tracklets",
+          [](const Embedder& self, const std::vector<std::vector<torch::Tensor>>& tracklets, bool rgb) {
+            std::vector<torch::Tensor> keep;
+            std::vector<std::vector<cv::Mat>> images;
+            for (const auto& frames : tracklets) images.push_back(to_images(frames, rgb, keep));
+            py::gil_scoped_release release;
+            return self.embed_tracklets(images);
+          },
+          py::arg("tracklets"), py::arg("rgb"))
+      .def(
+          "preprocess",
+          [](const Embedder& self, const std::vector<torch::Tensor>& crops, bool rgb) {
+            std::vector<torch::Tensor> keep;
+            const auto images = to_images(crops, rgb, keep);
+            py::gil_scoped_release release;
+            return self.preprocess(images);
+          },
+          py::arg("crops"), py::arg("rgb"))
+      .def_property_readonly("feature_dim", &Embedder::feature_dim)
+      .def_property_readonly("batch_size", &Embedder::batch_size)
+      .def_property_readonly("input_size",
+                             [](const Embedder& self) {
+                               return py::make_tuple(self.transform().height, self.transform().width);
+                             })
+      .def_property_readonly("flip", [](const Embedder& self) { return self.options().flip; })
+      .def_property_readonly("normalize", [](const Embedder& self) { return self.options().normalize; })
+      .def_property_readonly("device", [](const Embedder& self) { return self.options().device.str(); });
+
   m.def("data_ptr", [](const torch::Tensor& t) { return reinterpret_cast<std::uintptr_t>(t.data_ptr()); },
         "The address of the tensor's data as the C++ side receives it (to check that nothing was copied).");
 }

@@ -158,6 +158,10 @@ def test_tensors_in_tensors_out_and_every_input_kind():
     assert not transposed.flags["C_CONTIGUOUS"]
     again = libreid.evaluate(transposed, *[x.astype(np.int32) for x in labels])
     assert again["mAP"] == from_numpy["mAP"]
+    # Negative strides (a reversed view): copied, same result.
+    reversed_rows = distmat[::-1]
+    flipped = libreid.evaluate(reversed_rows, *[labels[0][::-1], labels[1], labels[2][::-1], labels[3]])
+    assert flipped["mAP"] == pytest.approx(from_numpy["mAP"], abs=1e-12)
 
 
 def test_contiguous_float32_arrays_reach_cpp_without_a_copy():
@@ -277,6 +281,11 @@ def test_errors_carry_the_cpp_message():
         libreid.distance(distmat, distmat, metric="manhattan")
     with pytest.raises(ValueError, match="q_q_dist"):
         libreid.re_ranking(distmat, distmat, distmat)
+    # NaN distances (a diverged model's features) cannot be ranked: an error naming the pair.
+    nan = distmat.copy()
+    nan[1, 2] = np.nan
+    with pytest.raises(libreid.Error, match="query 1 to gallery item 2 is NaN"):
+        libreid.evaluate(nan, [0, 1, 2], [0, 1, 1, 8], [0, 0, 0], [1, 1, 1, 1])
     # A C++ precondition (a square matrix) surfaces as RuntimeError without a backtrace.
     with pytest.raises(RuntimeError, match="square") as info:
         _core.rerank_distances(torch.zeros(3, 4), 1, 20, 6, 0.3)
@@ -348,3 +357,36 @@ def test_the_feature_evaluation_example_runs(tmp_path):
                                   metric="cosine")
     assert f"mAP {100 * r['mAP']:.2f}%" in out, out
     assert "trapezoid" in out and "re-ranked" in out, out
+
+
+def test_python_m_libreid_eval(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(12)
+    arrays = {"qf": rng.random((20, 8)).astype(np.float32), "gf": rng.random((70, 8)).astype(np.float32),
+              "qp": rng.integers(0, 6, 20), "gp": rng.integers(0, 6, 70), "qc": rng.integers(0, 2, 20),
+              "gc": rng.integers(0, 2, 70)}
+    for name, value in arrays.items():
+        np.save(tmp_path / f"{name}.npy", value)
+    args = [sys.executable, "-m", "libreid.eval"]
+    for flag, name in (("query-features", "qf"), ("query-pids", "qp"), ("query-camids", "qc"),
+                       ("gallery-features", "gf"), ("gallery-pids", "gp"), ("gallery-camids", "gc")):
+        args += [f"--{flag}", str(tmp_path / f"{name}.npy")]
+    output = tmp_path / "metrics.json"
+    run = subprocess.run(args + ["--metric", "cosine", "--ap", "trapezoid", "--output", str(output)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "mAP (trapezoid)" in run.stdout
+    expected = libreid.evaluate_features(arrays["qf"], arrays["gf"], arrays["qp"], arrays["gp"], arrays["qc"],
+                                         arrays["gc"], metric="cosine", average_precision="trapezoid")
+    written = json.loads(output.read_text())
+    assert written["mAP"] == pytest.approx(expected["mAP"], abs=1e-12)
+    assert written["average_precision"] == "trapezoid"
+    assert written["rank1"] == pytest.approx(float(expected["cmc"][0]), abs=1e-12)
+    # A missing file: one line naming it, a non-zero exit, no JSON.
+    output.unlink()
+    missing = [str(tmp_path / "missing.npy") if a == str(tmp_path / "qf.npy") else a for a in args]
+    bad = subprocess.run(missing + ["--output", str(output)], capture_output=True, text=True)
+    assert bad.returncode != 0 and "missing.npy" in bad.stderr and not output.exists()
