@@ -7,6 +7,7 @@
 
 #include <c10/util/Exception.h>
 
+#include "reid/app/session.h"
 #include "reid/config/loader.h"
 #include "reid/core/error.h"
 #include "reid/core/logging.h"
@@ -70,29 +71,7 @@ bool print_requested(const Config& config, const CommonOptions& options) {
 bool prepare_run(const Config& config, const CommonOptions& options, const std::string& tool,
                  const std::string& config_name, int rank) {
   if (print_requested(config, options)) return true;
-  if (rank > 0) {
-    // Only rank 0 writes files; the others report problems on the console.
-    setup_logging("", options.verbose);
-    logger().set_console_prefix("[rank " + std::to_string(rank) + "] ");
-    if (!options.verbose) logger().set_level(LogLevel::kWarn);
-    set_num_threads(config.threads);
-    seed_everything(static_cast<std::uint64_t>(config.seed));
-    return false;
-  }
-  const std::filesystem::path out(config.output_dir);
-  setup_logging((out / "log.txt").string(), options.verbose);
-  if (!config_name.empty()) config::save_config(config, (out / config_name).string());
-  set_num_threads(config.threads);
-  seed_everything(static_cast<std::uint64_t>(config.seed));
-  logger().info("{} {}", tool, options.config_file.empty() ? "(built-in defaults)" : options.config_file);
-  std::string report = environment_report();
-  for (std::size_t start = 0; start < report.size();) {
-    const auto end = report.find('\n', start);
-    logger().info("{}", report.substr(start, end - start));
-    if (end == std::string::npos) break;
-    start = end + 1;
-  }
-  logger().info("output directory: {}", config.output_dir);
+  app::start_job(config, tool, options.config_file, config_name, rank, options.verbose);
   return false;
 }
 

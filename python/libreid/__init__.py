@@ -1,5 +1,6 @@
-"""LibReID from Python: the C++ core's person re-identification evaluation, distances and
-re-ranking on the tensors of the PyTorch you imported.
+"""LibReID from Python: the C++ core's person re-identification evaluation, distances,
+re-ranking, Embedder, exporter, data loader and training on the tensors of the PyTorch you
+imported.
 
 Arrays go in as torch tensors, NumPy arrays or lists; a contiguous float32 CPU tensor (or a NumPy
 array viewed as one) reaches the C++ code without a copy. Results are plain dicts of floats and
@@ -17,6 +18,10 @@ distance are broken by gallery index. `average_precision` selects the AP convent
 Python state dict) on crops in memory: NumPy / torch 8-bit images in, [N, D] features out,
 through the same preprocessing and traced model as the C++ Embedder.
 
+`train`, `test` and `export` run a YAML config's job as reid-train, reid-test and reid-export do
+(the same files, the same results); `DataLoader` feeds a Python training loop with LibReID's
+datasets, samplers and threaded loader.
+
 Drop-ins for torchreid: `evaluate_rank` (torchreid.metrics.evaluate_rank) and `re_ranking`
 (torchreid.utils.re_ranking) take the same arguments and return the same values.
 """
@@ -24,6 +29,7 @@ Drop-ins for torchreid: `evaluate_rank` (torchreid.metrics.evaluate_rank) and `r
 from __future__ import annotations
 
 import numbers
+import warnings
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -31,6 +37,8 @@ import torch  # first: loads the LibTorch that the extension links
 
 from . import _core
 from ._core import ConfigError, Error, IOError
+from .data import Batch, DataLoader
+from .jobs import export, test, train
 
 __all__ = [
     "Error",
@@ -43,6 +51,11 @@ __all__ = [
     "re_ranking",
     "evaluate_rank",
     "Embedder",
+    "DataLoader",
+    "Batch",
+    "train",
+    "test",
+    "export",
 ]
 
 ArrayLike = Union[torch.Tensor, np.ndarray, Sequence[Any]]
@@ -59,6 +72,12 @@ def _as_tensor(value: Any) -> torch.Tensor:
     array = np.asarray(value)
     if any(stride < 0 for stride in array.strides):
         array = np.ascontiguousarray(array)
+    if not array.flags.writeable:
+        # A read-only array (np.asarray of a PIL image, a memory map): shared all the same, as
+        # LibReID only reads its inputs; torch's warning about writing to it does not apply.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            return torch.as_tensor(array)
     return torch.as_tensor(array)
 
 

@@ -11,26 +11,9 @@ import torch
 
 import libreid
 
-BIN = os.environ.get("REID_BIN_DIR", "")
-pytestmark = pytest.mark.skipif(not os.path.isfile(os.path.join(BIN, "reid-train")),
-                                reason="REID_BIN_DIR does not hold reid-train (set it to the build's bin/)")
+from conftest import BIN, TINY, needs_executables
 
-TINY = """
-model: {name: osnet_x0_25}
-data:
-  sources: [synthetic]
-  targets: [synthetic]
-  height: 64
-  width: 32
-  synthetic: {train_ids: 8, test_ids: 4, cameras: 2, images_per_camera: 3, height: 64, width: 32}
-  batch_size: 8
-  workers: 1
-sampler: {name: identity, num_instances: 2}
-loss: {names: [ce, triplet]}
-solver: {base_lr: 0.003, max_epochs: 1, milestones: [], eval_period: 1}
-test: {batch_size: 16, flip: true}
-threads: 2
-"""
+pytestmark = needs_executables()
 
 
 @pytest.fixture(scope="module")
