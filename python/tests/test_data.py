@@ -2,6 +2,11 @@
 files (decoded here by PIL), training batches in the sampler's P x K structure, independent of
 the number of loader threads and reproducible per epoch, and errors naming the file or key."""
 
+import os
+import re
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -136,3 +141,12 @@ def test_loader_errors_name_the_key_or_file(custom, tmp_path):
     skipping = libreid.DataLoader(bad / "bad.yaml", ["data.skip_bad_images=true"], split="gallery")
     assert [r[0] for r in skipping.records] == [str(bad / "good.png")]
     assert [b.images.shape[0] for b in skipping] == [1]
+
+
+def test_the_training_loop_example_learns(tmp_path):
+    example = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "python", "train_loop.py")
+    done = subprocess.run([sys.executable, example, "--epochs", "4"], check=True, capture_output=True, text=True,
+                          cwd=tmp_path)
+    epoch_losses = [float(x) for x in re.findall(r"epoch \d+: loss ([0-9.]+)", done.stdout)]
+    assert len(epoch_losses) == 4 and epoch_losses[-1] < 0.7 * epoch_losses[0], done.stdout
+    assert re.search(r"mAP [0-9.]+% \| rank-1", done.stdout), done.stdout
