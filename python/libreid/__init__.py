@@ -239,7 +239,13 @@ def re_ranking(q_g_dist: ArrayLike, q_q_dist: ArrayLike, g_g_dist: ArrayLike, k1
     if qq.shape != (nq, nq) or gg.shape != (ng, ng):
         raise ValueError(f"expected q_q_dist [{nq}, {nq}] and g_g_dist [{ng}, {ng}] for q_g_dist [{nq}, {ng}], got "
                          f"{tuple(qq.shape)} and {tuple(gg.shape)}")
-    full = torch.cat([torch.cat([qq, qg], 1), torch.cat([qg.t(), gg], 1)], 0).pow_(2)
+    # The [Q + G, Q + G] matrix, filled in place (no intermediate copies of it), squared.
+    full = torch.empty(nq + ng, nq + ng, dtype=torch.float32)
+    full[:nq, :nq] = qq
+    full[:nq, nq:] = qg
+    full[nq:, :nq] = qg.t()
+    full[nq:, nq:] = gg
+    full.pow_(2)
     out = _core.rerank_distances(full, nq, _positive_int("k1", k1), _positive_int("k2", k2),
                                  _unit_interval("lambda_value", lambda_value))
     return out.numpy()

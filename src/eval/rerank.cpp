@@ -72,10 +72,13 @@ KReciprocalReranker::KReciprocalReranker(const torch::Tensor& all_distances, int
   TORCH_CHECK(num_query >= 1 && num_query < all_distances.size(0),
               "re-ranking needs 1 <= num_query < N (got ", num_query, " of ", all_distances.size(0), ")");
   all_distances_ = all_distances.to(torch::kCPU, torch::kFloat).contiguous();
-  TORCH_CHECK(torch::isfinite(all_distances_).all().item<bool>(), "re-ranking needs finite distances");
   num_gallery_ = all_distances_.size(0) - num_query;
   const float* d = all_distances_.data_ptr<float>();
   const int64_t n = all_distances_.size(0);
+  // Block by block: isfinite() of the whole matrix would hold temporaries larger than it.
+  for (int64_t begin = 0, block = block_rows_for(n, n); begin < n; begin += block)
+    TORCH_CHECK(torch::isfinite(all_distances_.narrow(0, begin, std::min(block, n - begin))).all().item<bool>(),
+                "re-ranking needs finite distances");
   build([&](int64_t begin, int64_t end) { return all_distances_.narrow(0, begin, end - begin); },
         [&](int64_t a, int64_t b) { return d[a * n + b]; });
 }
@@ -196,12 +199,12 @@ int64_t KReciprocalReranker::memory_bytes() const {
 
 torch::Tensor rerank(const torch::Tensor& query, const torch::Tensor& gallery, Metric metric, const RerankOptions& options) {
   KReciprocalReranker reranker(query, gallery, metric, options);
-  return reranker.rows(0, query.size(0)).clone();
+  return reranker.rows(0, query.size(0));  // all of the reranker's buffer, which it hands over
 }
 
 torch::Tensor rerank_distances(const torch::Tensor& all_distances, int64_t num_query, const RerankOptions& options) {
   KReciprocalReranker reranker(all_distances, num_query, options);
-  return reranker.rows(0, num_query).clone();
+  return reranker.rows(0, num_query);  // all of the reranker's buffer, which it hands over
 }
 
 torch::Tensor average_query_expansion(const torch::Tensor& query, const torch::Tensor& gallery, Metric metric, int64_t k) {
