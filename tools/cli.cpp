@@ -2,7 +2,6 @@
 
 #include <csignal>
 #include <cstdlib>
-#include <filesystem>
 #include <iostream>
 
 #include <c10/util/Exception.h>
@@ -11,7 +10,6 @@
 #include "reid/config/loader.h"
 #include "reid/core/error.h"
 #include "reid/core/logging.h"
-#include "reid/core/runtime.h"
 
 namespace reid::tools {
 

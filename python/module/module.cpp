@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -134,7 +135,30 @@ py::dict evaluate_features(const torch::Tensor& qf, const torch::Tensor& gf, con
   EvalResult result;
   {
     py::gil_scoped_release release;
-    result = reid::eval::evaluate_retrieval(query, gallery, o);
+    if (cuhk03_single_shot) {
+      result = reid::eval::evaluate_retrieval(query, gallery, o);
+    } else {
+      // evaluate_retrieval()'s streaming paths, with a check for Ctrl-C before each block of
+      // queries (the evaluation and the re-ranked rows; building the re-ranker is one step).
+      TORCH_CHECK(query.size() > 0 && gallery.size() > 0, "evaluation needs query and gallery features");
+      const auto [q, g] = reid::eval::prepare_features(query, gallery, o);
+      std::function<torch::Tensor(int64_t, int64_t)> rows;
+      std::unique_ptr<reid::eval::KReciprocalReranker> reranker;
+      std::unique_ptr<reid::eval::DistanceBlocks> blocks;
+      if (rerank) {
+        reranker = std::make_unique<reid::eval::KReciprocalReranker>(q, g, o.metric, o.rerank_options);
+        rows = [&](int64_t b, int64_t e) { return reranker->rows(b, e); };
+      } else {
+        blocks = std::make_unique<reid::eval::DistanceBlocks>(q, g, o.metric);
+        rows = [&](int64_t b, int64_t e) { return blocks->rows(b, e); };
+      }
+      result = reid::eval::evaluate_streaming(
+          [&](int64_t b, int64_t e) {
+            check_signals();
+            return rows(b, e);
+          },
+          q.size(0), g.size(0), query.pids, gallery.pids, query.camids, gallery.camids, o.eval);
+    }
   }
   return to_dict(result);
 }

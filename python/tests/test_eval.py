@@ -337,6 +337,25 @@ def test_ctrl_c_stops_a_long_evaluation():
     assert stopped_after < full
 
 
+def test_ctrl_c_stops_a_long_feature_evaluation():
+    rng = np.random.default_rng(11)
+    qf = rng.normal(size=(16_000, 32)).astype(np.float32)
+    gf = rng.normal(size=(16_000, 32)).astype(np.float32)
+    labels = random_labels(rng, 16_000, 16_000, 50, 4)
+    full_start = time.monotonic()
+    libreid.evaluate_features(qf, gf, *labels)  # about 20 blocks of queries
+    full = time.monotonic() - full_start
+    timer = threading.Timer(full / 5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    start = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            libreid.evaluate_features(qf, gf, *labels)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - start < 0.8 * full
+
+
 # ---- the example -------------------------------------------------------------------------------
 
 def test_the_feature_evaluation_example_runs(tmp_path):
