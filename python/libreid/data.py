@@ -31,6 +31,9 @@ class DataLoader:
     set's split (``dataset``, default the first of data.targets) in order, with the test
     transform, in batches of test.batch_size (raw identities and cameras).
 
+    Video datasets give [B, T, 3, H, W] clips of data.seq_len frames (data.train_sampling for
+    training, data.test_sampling for the test splits, where "all" gives one evenly spaced clip).
+
     Iterating gives `Batch` tuples ``(images, pids, camids)`` of the current epoch, which then
     advances (``set_epoch`` chooses it, as torch's DistributedSampler). ``workers``: loader threads
     (default: data.workers, or the machine's choice when that is 0).
