@@ -259,10 +259,19 @@ void run_logged_job(const Job& job) {
   }
 }
 
-py::dict terms_dict(const std::vector<std::pair<std::string, double>>& terms) {
-  py::dict out;
-  for (const auto& [name, value] : terms) out[py::str(name)] = value;
-  return out;
+// The fields IterationStats and EpochStats share, as a callback event of `kind`.
+template <typename Stats>
+py::dict means_event(const char* kind, const Stats& s) {
+  py::dict e;
+  e["event"] = kind;
+  e["epoch"] = s.epoch;
+  e["lr"] = s.lr;
+  e["loss"] = s.loss;
+  py::dict terms;
+  for (const auto& [name, value] : s.terms) terms[py::str(name)] = value;
+  e["terms"] = terms;
+  e["images_per_second"] = s.images_per_second;
+  return e;
 }
 
 // Lets Python in between training steps (in the thread that called train(), the GIL taken for the
@@ -280,16 +289,10 @@ class PythonHook : public reid::engine::TrainHook {
   }
   void iteration_logged(reid::engine::Trainer&, const reid::engine::IterationStats& s) override {
     report([&] {
-      py::dict e;
-      e["event"] = "iteration";
-      e["epoch"] = s.epoch;
+      auto e = means_event("iteration", s);
       e["iteration"] = s.iteration;
       e["batch"] = s.batch;
       e["batches"] = s.batches;
-      e["lr"] = s.lr;
-      e["loss"] = s.loss;
-      e["terms"] = terms_dict(s.terms);
-      e["images_per_second"] = s.images_per_second;
       e["data_fraction"] = s.data_fraction;
       e["eta_seconds"] = s.eta_seconds;
       return e;
@@ -297,13 +300,7 @@ class PythonHook : public reid::engine::TrainHook {
   }
   void epoch_logged(reid::engine::Trainer&, const reid::engine::EpochStats& s) override {
     report([&] {
-      py::dict e;
-      e["event"] = "epoch";
-      e["epoch"] = s.epoch;
-      e["lr"] = s.lr;
-      e["loss"] = s.loss;
-      e["terms"] = terms_dict(s.terms);
-      e["images_per_second"] = s.images_per_second;
+      auto e = means_event("epoch", s);
       e["seconds"] = s.seconds;
       return e;
     });
